@@ -100,4 +100,3 @@ func runMain(g *Group, cfg *mainConfig) int {
 		}
 	}
 }
-

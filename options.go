@@ -44,9 +44,10 @@ func WaitReady() Option {
 }
 
 // OneShot marks a worker that is expected to finish, such as a migration. Its
-// nil return does not stop the group, and makes it ready if it was not ready
-// already, so that workers [After] it start once it has finished. An error
-// still stops the group, unless [Restart] retries it.
+// nil return does not stop the group. It becomes ready when it returns nil,
+// or earlier if it calls [MarkReady], so that workers [After] it start once
+// it has finished. An error still stops the group, unless [Restart] retries
+// it.
 func OneShot() Option {
 	return func(o *workerOptions) { o.oneShot = true }
 }

@@ -238,7 +238,7 @@ func (s *supervisor) start(w *worker) {
 	s.emit(Event{Kind: Started, Worker: w.name, Restarts: w.restarts})
 	s.log.Debug("worker started", "worker", w.name, "restarts", w.restarts)
 	go s.call(w, inst, ctx)
-	if !w.opt.waitReady {
+	if !w.opt.waitReady && !w.opt.oneShot {
 		s.setReady(w)
 	}
 }

@@ -97,7 +97,8 @@ func Clamp(ctx context.Context, d time.Duration) time.Duration {
 // a deadline that falls before d has elapsed, Sleep returns at once with
 // [context.DeadlineExceeded] instead of waiting for a deadline it cannot
 // outlive. It returns nil after a full wait and context.Cause(ctx) when ctx
-// ends first (or had already ended).
+// ends first (or had already ended). To use up the time that is left
+// instead, wait for [Clamp](ctx, d) with a timer of your own.
 func Sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
