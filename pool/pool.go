@@ -1,0 +1,584 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/crewgo/crew"
+)
+
+// ErrClosed is returned by Go for a task submitted after Close.
+var ErrClosed = errors.New("pool: closed")
+
+// task is the signature of the work a Pool runs.
+type task = func(ctx context.Context) error
+
+// IdleTimeout is how long a pool's goroutine waits for a new task before it
+// exits. Goroutines are started as tasks need them, up to the limit, and are
+// reused while tasks keep coming.
+const IdleTimeout = time.Second
+
+// Pool runs tasks on at most limit goroutines at once, and queues a bounded
+// number more. Create one with New; a Pool must not be copied.
+type Pool struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	stop   func() bool // stops the AfterFunc that reacts to ctx's end
+
+	cancelOnError bool
+
+	mu       sync.Mutex
+	limit    int
+	queue    ring         // holds queueCap tasks, plus one for each starting worker
+	queueCap int
+	queued   atomic.Int32 // queue.len(), for spinning workers to poll without p.mu
+	workers  int          // live worker goroutines
+	running  int          // workers running a task
+	starting int          // workers started without a task that have not looked for one yet
+	spinning int          // workers polling the queue before they park
+	parked   []*worker    // idle workers, most recently parked last
+
+	outstanding int           // submitted, not yet finished or skipped
+	drained     chan struct{} // closed when outstanding drops to zero; nil if nobody waits
+	errs        []error       // failures since the last Wait
+	done        int64
+	failed      int64
+	skipped     int64
+
+	closed  bool
+	closing chan struct{} // closed by Close: wakes blocked submitters
+	waiters int           // submitters blocked in Go
+	room    chan struct{} // one token: wakes a blocked submitter when room appears
+
+	exited sync.WaitGroup // worker goroutines
+}
+
+// worker is one goroutine of a pool. While parked it waits on wake, which
+// carries its next task, or nil to make it exit.
+type worker struct {
+	p     *Pool
+	wake  chan task
+	timer *time.Timer
+}
+
+// Stats is a snapshot of a pool's counters.
+type Stats struct {
+	Limit   int   // the current limit
+	Running int   // tasks running now
+	Queued  int   // tasks accepted and waiting for a goroutine
+	Done    int64 // tasks finished, failed ones included
+	Failed  int64 // tasks that returned an error or panicked
+	Skipped int64 // accepted tasks dropped because the pool's context ended
+}
+
+// New returns a pool that runs at most limit tasks at once. It panics if
+// limit is less than 1.
+//
+// By default the pool also queues up to max(limit, 64) tasks beyond those
+// running, so that a fast submitter seldom has to wait for a goroutine to
+// wake up; [Queue] changes that. The pool starts goroutines only as tasks
+// need them, and a goroutine left without work exits after IdleTimeout (or
+// at Close).
+func New(limit int, opts ...Option) *Pool {
+	if limit < 1 {
+		panic(fmt.Sprintf("pool: New(%d): limit must be at least 1", limit))
+	}
+	cfg := config{ctx: context.Background(), queue: -1}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.queue < 0 {
+		cfg.queue = max(limit, 64)
+	}
+	p := &Pool{
+		limit:         limit,
+		cancelOnError: cfg.cancelOnError,
+		closing:       make(chan struct{}),
+		room:          make(chan struct{}, 1),
+	}
+	p.queueCap = cfg.queue
+	p.queue.grow(cfg.queue + limit)
+	p.ctx, p.cancel = context.WithCancelCause(cfg.ctx)
+	p.stop = context.AfterFunc(p.ctx, p.cancelled)
+	return p
+}
+
+// Go submits task to run on the pool, and returns once the pool has accepted
+// it: at once if a goroutine is free or the queue has room, otherwise when
+// room appears. The task receives the pool's context (see [WithContext]),
+// not ctx: ctx only bounds the wait to submit.
+//
+// Go returns context.Cause(ctx) if ctx ends before the task is accepted,
+// [ErrClosed] after Close, and the cause of the pool's context once that has
+// ended; in each case the task will not run. It never panics, even when it
+// races with Close.
+//
+// A task may call Go on its own pool, but if every running task waits in Go
+// for room that only they can make, they deadlock: submit from a task with
+// TryGo, or give the pool a Queue large enough for what tasks submit.
+func (p *Pool) Go(ctx context.Context, task func(ctx context.Context) error) error {
+	p.mu.Lock()
+	yields := 0
+	for {
+		if err := p.refuse(); err != nil {
+			p.mu.Unlock()
+			return err
+		}
+		if p.acceptLocked(task, yields >= yieldsBeforeSpawn) {
+			return nil // acceptLocked unlocked p.mu
+		}
+		if p.workers < p.limit {
+			// The queue is full but the limit allows another goroutine. A
+			// worker on another core is likely to make room within a few
+			// yields; if none does, the workers are slow and the next
+			// round starts a new one.
+			yields++
+			p.mu.Unlock()
+			runtime.Gosched()
+			p.mu.Lock()
+			continue
+		}
+		// Full: wait for room, the end of ctx, or Close.
+		if ctx.Err() != nil {
+			p.mu.Unlock()
+			return context.Cause(ctx)
+		}
+		p.waiters++
+		p.mu.Unlock()
+		select {
+		case <-p.room:
+		case <-ctx.Done():
+		case <-p.closing:
+		case <-p.ctx.Done():
+		}
+		p.mu.Lock()
+		p.waiters--
+		if ctx.Err() != nil {
+			p.passRoomLocked()
+			p.mu.Unlock()
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// yieldsBeforeSpawn is how often a submitter that finds the queue full
+// yields to the workers before it starts another goroutine.
+const yieldsBeforeSpawn = 2
+
+// TryGo submits task if the pool can accept it without waiting, and reports
+// whether it did. It returns false after Close and once the pool's context
+// has ended.
+func (p *Pool) TryGo(task func(ctx context.Context) error) bool {
+	p.mu.Lock()
+	if p.refuse() != nil {
+		p.mu.Unlock()
+		return false
+	}
+	if p.acceptLocked(task, true) {
+		return true
+	}
+	p.mu.Unlock()
+	return false
+}
+
+// refuse returns why the pool accepts no task, or nil. p.mu is held.
+func (p *Pool) refuse() error {
+	if p.closed {
+		return ErrClosed
+	}
+	if p.ctx.Err() != nil {
+		return context.Cause(p.ctx)
+	}
+	return nil
+}
+
+// acceptLocked hands task to a parked worker, queues it, or (when the queue
+// is full and spawn is true) starts a goroutine for it. If it accepted the
+// task it unlocks p.mu and returns true; otherwise it keeps p.mu.
+func (p *Pool) acceptLocked(task task, spawn bool) bool {
+	if n := len(p.parked); n > 0 {
+		w := p.parked[n-1]
+		p.parked[n-1] = nil
+		p.parked = p.parked[:n-1]
+		p.outstanding++
+		p.running++
+		if p.queue.len() > 0 { // keep FIFO order
+			task = p.swapFrontLocked(task)
+		}
+		p.mu.Unlock()
+		w.wake <- task // buffered: a parked worker's slot is always free
+		return true
+	}
+	if p.queue.len() < p.queueCap+p.starting {
+		p.queue.push(task)
+		p.queued.Store(int32(p.queue.len()))
+		p.outstanding++
+		// Start a goroutine unless one is about to look for work anyway.
+		if p.workers < p.limit && p.starting == 0 && p.spinning == 0 {
+			p.spawnLocked(nil)
+		}
+		p.passRoomLocked()
+		p.mu.Unlock()
+		return true
+	}
+	if spawn && p.workers < p.limit {
+		p.outstanding++
+		if p.queue.len() > 0 {
+			task = p.swapFrontLocked(task)
+		}
+		p.spawnLocked(task)
+		p.passRoomLocked()
+		p.mu.Unlock()
+		return true
+	}
+	return false
+}
+
+// swapFrontLocked returns the oldest queued task and queues t in its place:
+// tasks that have waited longer start first. p.mu is held.
+func (p *Pool) swapFrontLocked(t task) task {
+	old := p.queue.pop()
+	p.queue.push(t)
+	return old
+}
+
+// spawnLocked starts a worker goroutine, with its first task or, for nil, to
+// take its first task from the queue. p.mu is held.
+func (p *Pool) spawnLocked(first task) {
+	p.workers++
+	if first == nil {
+		p.starting++
+	} else {
+		p.running++
+	}
+	p.exited.Add(1)
+	w := &worker{p: p, wake: make(chan task, 1)}
+	go w.loop(first)
+}
+
+// passRoomLocked wakes another blocked submitter if there may be room for it.
+// p.mu is held.
+func (p *Pool) passRoomLocked() {
+	if p.waiters > 0 && (len(p.parked) > 0 || p.workers < p.limit || p.queue.len() < p.queueCap+p.starting) {
+		select {
+		case p.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// loop runs tasks until the pool has none for it for IdleTimeout, or closes.
+func (w *worker) loop(t task) {
+	p := w.p
+	defer p.exited.Done()
+	if t == nil {
+		p.mu.Lock()
+		p.starting--
+		if t = w.nextLocked(); t == nil {
+			return
+		}
+	}
+	for {
+		err := p.run(t)
+		p.mu.Lock()
+		p.running--
+		p.finishLocked(err)
+		if t = w.nextLocked(); t == nil {
+			return
+		}
+	}
+}
+
+// nextLocked returns the worker's next task, waiting for one if need be, with
+// p.running counting it. It returns nil, with the worker accounted as exited,
+// when the worker should exit. p.mu is held on entry and released on return.
+func (w *worker) nextLocked() task {
+	p := w.p
+	if t, ok := p.takeLocked(); ok {
+		p.mu.Unlock()
+		return t
+	}
+	if p.quitLocked() {
+		return nil
+	}
+	if p.spinning == 0 {
+		// Look again for a moment before parking: a submitter on another
+		// core is likely to queue more, and taking it from the queue is far
+		// cheaper than being woken for it.
+		p.spinning++
+		p.mu.Unlock()
+		for range spinRounds {
+			if p.queued.Load() > 0 {
+				break
+			}
+			runtime.Gosched()
+		}
+		p.mu.Lock()
+		p.spinning--
+		if t, ok := p.takeLocked(); ok {
+			p.mu.Unlock()
+			return t
+		}
+		if p.quitLocked() {
+			return nil
+		}
+	}
+	p.parked = append(p.parked, w)
+	p.passRoomLocked()
+	p.mu.Unlock()
+	if w.timer == nil {
+		w.timer = time.NewTimer(IdleTimeout)
+	} else {
+		w.timer.Reset(IdleTimeout)
+	}
+	select {
+	case t := <-w.wake:
+		w.timer.Stop()
+		return t // nil when told to exit; whoever woke it did the accounting
+	case <-w.timer.C:
+	}
+	p.mu.Lock()
+	for i, pw := range p.parked {
+		if pw == w {
+			p.parked = append(p.parked[:i], p.parked[i+1:]...)
+			p.workers--
+			p.passRoomLocked()
+			p.mu.Unlock()
+			return nil
+		}
+	}
+	// Someone handed it a task just as the timer fired.
+	p.mu.Unlock()
+	return <-w.wake
+}
+
+// spinRounds bounds how long an idle worker polls the queue before parking.
+const spinRounds = 4
+
+// quitLocked reports whether a worker with nothing to run should exit rather
+// than wait for work, and if so accounts for its exit and unlocks p.mu.
+func (p *Pool) quitLocked() bool {
+	if !p.closed && p.ctx.Err() == nil && p.workers <= p.limit {
+		return false
+	}
+	p.workers--
+	p.passRoomLocked()
+	p.mu.Unlock()
+	return true
+}
+
+// takeLocked pops the next queued task for a worker, counting it as running.
+// It reports false when nothing is queued, or the limit was lowered below the
+// number of workers. Once the pool's context has ended, queued tasks are
+// skipped instead. With tasks still queued after this one and no other worker
+// about to look for work, it starts one more goroutine, so that a backlog
+// spreads over the limit. p.mu is held.
+func (p *Pool) takeLocked() (task, bool) {
+	if p.queue.len() == 0 || p.workers > p.limit {
+		return nil, false
+	}
+	if p.ctx.Err() != nil {
+		p.skipQueuedLocked()
+		return nil, false
+	}
+	t := p.queue.pop()
+	p.queued.Store(int32(p.queue.len()))
+	p.running++
+	if p.queue.len() > 0 && p.workers < p.limit && p.starting == 0 && p.spinning == 0 && len(p.parked) == 0 {
+		p.spawnLocked(nil)
+	}
+	p.passRoomLocked()
+	return t, true
+}
+
+// run calls t, turning a panic into a *crew.PanicError.
+func (p *Pool) run(t task) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = crew.NewPanicError(v)
+		}
+	}()
+	return t(p.ctx)
+}
+
+// finishLocked records a finished task. p.mu is held.
+func (p *Pool) finishLocked(err error) {
+	p.done++
+	if err != nil {
+		p.failed++
+		p.errs = append(p.errs, err)
+		if p.cancelOnError {
+			p.cancel(err)
+		}
+	}
+	p.doneLocked(1)
+}
+
+// doneLocked counts n tasks as no longer outstanding. p.mu is held.
+func (p *Pool) doneLocked(n int) {
+	p.outstanding -= n
+	if p.outstanding == 0 && p.drained != nil {
+		close(p.drained)
+		p.drained = nil
+	}
+}
+
+func (p *Pool) skipQueuedLocked() {
+	n := p.queue.len()
+	if n == 0 {
+		return
+	}
+	p.queue.clear()
+	p.queued.Store(0)
+	p.skipped += int64(n)
+	p.doneLocked(n)
+}
+
+// releaseParkedLocked tells up to n parked workers to exit. p.mu is held.
+func (p *Pool) releaseParkedLocked(n int) {
+	for n > 0 && len(p.parked) > 0 {
+		last := len(p.parked) - 1
+		w := p.parked[last]
+		p.parked[last] = nil
+		p.parked = p.parked[:last]
+		p.workers--
+		w.wake <- nil
+		n--
+	}
+}
+
+// cancelled runs when the pool's context ends: queued tasks are skipped and
+// idle goroutines exit.
+func (p *Pool) cancelled() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.skipQueuedLocked()
+	p.releaseParkedLocked(len(p.parked))
+}
+
+// Wait waits until every task submitted so far has finished (or been
+// skipped) and returns the errors.Join of the errors they returned since the
+// previous Wait, in the order they finished; a panic is reported as a
+// *crew.PanicError whose message carries the stack. Tasks submitted while
+// Wait waits are waited for too.
+//
+// The pool stays usable after Wait. After Close and Wait, every goroutine the
+// pool started has exited.
+func (p *Pool) Wait() error {
+	p.mu.Lock()
+	if p.outstanding > 0 {
+		drained := p.drainedLocked()
+		p.mu.Unlock()
+		<-drained
+		p.mu.Lock()
+	}
+	errs := p.errs
+	p.errs = nil
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		p.exited.Wait()
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Pool) drainedLocked() chan struct{} {
+	if p.drained == nil {
+		p.drained = make(chan struct{})
+	}
+	return p.drained
+}
+
+// Close stops the pool from accepting tasks: Go returns ErrClosed from then
+// on, including in submitters blocked in Go now. Tasks already accepted still
+// run, and goroutines exit as they run out of work. Close returns at once;
+// call Wait to wait for the tasks. Calling Close more than once does nothing.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	close(p.closing)
+	p.releaseParkedLocked(len(p.parked))
+	p.stop()
+}
+
+// Shutdown closes the pool and waits for its tasks, like Close followed by
+// Wait, but only until ctx ends. If ctx ends first, Shutdown cancels the
+// pool's context (so running tasks see context.Cause(ctx) and queued ones
+// are skipped) and returns at once, with an error that says how many tasks
+// were still running, joined with the errors tasks had returned. Call Wait
+// afterwards to wait for the tasks that were still running.
+func (p *Pool) Shutdown(ctx context.Context) error {
+	p.Close()
+	p.mu.Lock()
+	if p.outstanding == 0 {
+		p.mu.Unlock()
+		return p.Wait()
+	}
+	drained := p.drainedLocked()
+	p.mu.Unlock()
+	select {
+	case <-drained:
+		return p.Wait()
+	case <-ctx.Done():
+	}
+	p.cancel(context.Cause(ctx))
+	p.mu.Lock()
+	p.skipQueuedLocked()
+	running := p.running
+	errs := p.errs
+	p.errs = nil
+	p.mu.Unlock()
+	if running == 0 {
+		return errors.Join(errs...)
+	}
+	err := fmt.Errorf("pool: shutdown: %d tasks still running: %w", running, context.Cause(ctx))
+	return errors.Join(append([]error{err}, errs...)...)
+}
+
+// SetLimit changes how many tasks may run at once. Raising it starts queued
+// tasks at once; lowering it lets running tasks finish, and no new one starts
+// until fewer than the new limit run. It panics if limit is less than 1.
+func (p *Pool) SetLimit(limit int) {
+	if limit < 1 {
+		panic(fmt.Sprintf("pool: SetLimit(%d): limit must be at least 1", limit))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.limit = limit
+	p.queue.grow(p.queueCap + limit)
+	if excess := p.workers - limit; excess > 0 {
+		p.releaseParkedLocked(excess)
+	}
+	if p.ctx.Err() == nil {
+		for range min(limit-p.workers, p.queue.len()-p.starting) {
+			p.spawnLocked(nil)
+		}
+	}
+	p.passRoomLocked()
+}
+
+// Stats returns a snapshot of the pool's counters.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Stats{
+		Limit:   p.limit,
+		Running: p.running,
+		Queued:  p.queue.len(),
+		Done:    p.done,
+		Failed:  p.failed,
+		Skipped: p.skipped,
+	}
+}
+
+// Context returns the context that the pool's tasks receive.
+func (p *Pool) Context() context.Context { return p.ctx }
