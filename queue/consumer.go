@@ -1,0 +1,368 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/crewgo/crew"
+	"github.com/crewgo/crew/backoff"
+	"github.com/crewgo/crew/pool"
+)
+
+// Defaults for the Consumer fields left zero.
+const (
+	DefaultConcurrency  = 10
+	DefaultLease        = 30 * time.Second
+	DefaultMaxAttempts  = 5
+	DefaultDrainTimeout = 25 * time.Second
+	DefaultAckBatch     = 10
+	DefaultAckDelay     = 20 * time.Millisecond
+)
+
+// ErrDrainTimeout is the cause that handlers see when the consumer's drain
+// deadline passes while they still run, and what a *DrainError wraps.
+var ErrDrainTimeout = errors.New("queue: drain timeout")
+
+// ErrHandlerTimeout is the cause that a handler sees when it runs longer
+// than the Consumer's HandlerTimeout.
+var ErrHandlerTimeout = errors.New("queue: handler timeout")
+
+// DrainError is what Consumer.Run returns when it had to give up messages
+// at its drain deadline: their handlers were cancelled and the messages
+// were released to be received again.
+type DrainError struct {
+	Released []string // the IDs of the released messages
+}
+
+// Error lists the released messages.
+func (e *DrainError) Error() string {
+	return fmt.Sprintf("queue: drain timeout: released %d unfinished messages: %s",
+		len(e.Released), strings.Join(e.Released, ", "))
+}
+
+// Unwrap returns ErrDrainTimeout.
+func (e *DrainError) Unwrap() error { return ErrDrainTimeout }
+
+// Consumer receives messages from a Source and runs Handler on each, at most
+// Concurrency at once. It is a crew.Worker: run it on its own with Run, or
+// add it to a crew.Group.
+//
+// A Consumer holds no more messages than it can start: it receives only for
+// free handler slots (plus Prefetch). While a handler runs, the message's
+// lease is extended every third of Lease, so a job may run far longer than
+// the lease. A handler's success acknowledges the message (in batches); a
+// failure makes it ready again after a backoff delay, until MaxAttempts
+// deliveries, after which the message is dead-lettered with the last error.
+//
+// When Run's context ends, the consumer stops receiving at once (an
+// in-flight long poll is abandoned) and releases the messages it holds but
+// has not started. Running handlers are not cancelled: they have until the
+// drain deadline (DrainTimeout, or the deadline of crew.DrainContext when the
+// consumer runs in a crew.Group, whichever is sooner) to finish, and their
+// leases keep being extended meanwhile. At the deadline their contexts are
+// cancelled and the messages still unfinished are released; Run then
+// returns a *DrainError naming them.
+//
+// The exported fields configure the consumer and must not change once Run
+// has been called. Run must not be called again while it runs.
+type Consumer struct {
+	Source  Source
+	Handler Handler
+
+	// Concurrency is how many handlers run at once (DefaultConcurrency if
+	// zero).
+	Concurrency int
+	// Prefetch is how many messages the consumer may hold, leased, beyond
+	// its free handler slots, so that a slot that frees up finds its next
+	// message ready. Keep it small; the default is none.
+	Prefetch int
+	// Lease is how long a received message stays invisible to other
+	// consumers before it must be extended (DefaultLease if zero).
+	Lease time.Duration
+	// MaxAttempts is how many deliveries a message gets before it is
+	// dead-lettered (DefaultMaxAttempts if zero; negative: never for a
+	// failure). A message already delivered more often, such as one whose
+	// lease expired repeatedly under crashing workers, is dead-lettered
+	// without running its handler.
+	MaxAttempts int
+	// Retry says how long a failed message waits before it is ready again,
+	// given its attempt number (1-second to 5-minute exponential backoff
+	// with jitter if nil).
+	Retry backoff.Policy
+	// HandlerTimeout bounds one run of the handler (none if zero); the
+	// handler's context then ends with ErrHandlerTimeout as its cause.
+	HandlerTimeout time.Duration
+	// DrainTimeout bounds how long running handlers may take to finish after
+	// Run's context ends (DefaultDrainTimeout if zero).
+	DrainTimeout time.Duration
+	// AckBatch and AckDelay bound how many acknowledgements are sent
+	// together and how long one waits for others (DefaultAckBatch,
+	// DefaultAckDelay if zero).
+	AckBatch int
+	AckDelay time.Duration
+	// Logger receives a line for each retry, dead letter and release, and
+	// for errors talking to the Source (slog.Default() if nil).
+	Logger *slog.Logger
+	// OnResult, if set, is called once for every message the consumer
+	// finishes with, from the goroutine that handled it. Calls may be
+	// concurrent.
+	OnResult func(Result)
+
+	received, running, succeeded, retried, dead, released, lost atomic.Int64
+}
+
+// Result is what became of one message.
+type Result struct {
+	Message *Message
+	Outcome Outcome
+	Err     error         // the handler's error, or why the message was given up
+	Elapsed time.Duration // how long the handler ran
+	Delay   time.Duration // Retried: how long until the message is ready again
+}
+
+// Outcome says what the consumer did with a message.
+type Outcome int
+
+const (
+	// Succeeded: the handler returned nil and the message was acknowledged.
+	Succeeded Outcome = iota + 1
+	// Retried: the handler failed; the message will be delivered again.
+	Retried
+	// DeadLettered: the message failed for good and was dead-lettered.
+	DeadLettered
+	// Released: the consumer stopped before the handler finished (or
+	// started); the message was made ready again at once.
+	Released
+	// LeaseLost: the lease could not be kept, so the message belongs to
+	// another delivery now; the handler's context was cancelled.
+	LeaseLost
+)
+
+// String returns the outcome's name in lower case, such as "retried".
+func (o Outcome) String() string {
+	switch o {
+	case Succeeded:
+		return "succeeded"
+	case Retried:
+		return "retried"
+	case DeadLettered:
+		return "dead-lettered"
+	case Released:
+		return "released"
+	case LeaseLost:
+		return "lease-lost"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Stats counts what a Consumer has done since it was created.
+type Stats struct {
+	Received     int64 // messages received
+	Running      int64 // handlers running now
+	Succeeded    int64 // messages handled and acknowledged
+	Retried      int64 // failures that will be retried
+	DeadLettered int64 // messages dead-lettered
+	Released     int64 // messages given back unfinished at a stop
+	LeaseLost    int64 // messages whose lease was lost while held
+}
+
+// Stats returns the consumer's counters. It is safe to call at any time.
+func (c *Consumer) Stats() Stats {
+	return Stats{
+		Received:     c.received.Load(),
+		Running:      c.running.Load(),
+		Succeeded:    c.succeeded.Load(),
+		Retried:      c.retried.Load(),
+		DeadLettered: c.dead.Load(),
+		Released:     c.released.Load(),
+		LeaseLost:    c.lost.Load(),
+	}
+}
+
+// run holds the state of one call to Run.
+type run struct {
+	c           *Consumer
+	log         *slog.Logger
+	handler     Handler
+	concurrency int
+	prefetch    int
+	lease       time.Duration
+	maxAttempts int
+	retry       backoff.Policy
+
+	ops   context.Context // for calls to the Source: survives the stop
+	pool  *pool.Pool
+	acks  *acker
+	held  atomic.Int64  // messages received and not yet finished
+	freed chan struct{} // one token: a handler slot freed up
+
+	mu       sync.Mutex
+	gaveBack []string // IDs released at the drain deadline
+}
+
+// Run receives and handles messages until ctx ends, then drains as the
+// Consumer's documentation describes. It returns nil after a complete drain,
+// a *DrainError if messages had to be released at the drain deadline, and an
+// error at once if Source or Handler is nil or if Receive fails with an error
+// wrapping crew.ErrPermanent. Other Receive errors are logged and retried
+// with backoff.
+func (c *Consumer) Run(ctx context.Context) error {
+	if c.Source == nil || c.Handler == nil {
+		return errors.New("queue: Consumer needs a Source and a Handler")
+	}
+	r := &run{
+		c:           c,
+		log:         c.Logger,
+		handler:     c.Handler,
+		concurrency: c.Concurrency,
+		prefetch:    max(c.Prefetch, 0),
+		lease:       c.Lease,
+		maxAttempts: c.MaxAttempts,
+		retry:       c.Retry,
+		ops:         context.WithoutCancel(ctx),
+		freed:       make(chan struct{}, 1),
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.concurrency <= 0 {
+		r.concurrency = DefaultConcurrency
+	}
+	if r.lease <= 0 {
+		r.lease = DefaultLease
+	}
+	if r.maxAttempts == 0 {
+		r.maxAttempts = DefaultMaxAttempts
+	}
+	if r.retry == nil {
+		r.retry = backoff.EqualJitter(backoff.Exponential(time.Second, 5*time.Minute))
+	}
+	r.pool = pool.New(r.concurrency, pool.Queue(0), pool.WithContext(r.ops))
+	r.acks = newAcker(r, c.AckBatch, c.AckDelay)
+
+	err := r.receive(ctx)
+
+	// Stop: nothing more is received; running handlers drain until the
+	// deadline, then are cancelled.
+	drainTimeout := c.DrainTimeout
+	if drainTimeout <= 0 {
+		drainTimeout = DefaultDrainTimeout
+	}
+	deadline := time.Now().Add(drainTimeout)
+	if d, ok := crew.DrainContext(ctx).Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	drainCtx, cancel := context.WithDeadlineCause(r.ops, deadline, ErrDrainTimeout)
+	defer cancel()
+	// At the deadline, Shutdown cancels the handlers' contexts with
+	// ErrDrainTimeout; Wait then waits for them to return. Handlers report
+	// their own outcomes, so the pool's errors are not needed.
+	_ = r.pool.Shutdown(drainCtx)
+	_ = r.pool.Wait()
+	r.acks.close()
+
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.gaveBack) > 0 {
+		return &DrainError{Released: r.gaveBack}
+	}
+	return nil
+}
+
+// receive runs the receive loop until ctx ends. It returns an error only for
+// a permanent Receive failure.
+func (r *run) receive(ctx context.Context) error {
+	failures := 0
+	for ctx.Err() == nil {
+		want := r.concurrency + r.prefetch - int(r.held.Load())
+		if want <= 0 {
+			select {
+			case <-r.freed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		msgs, err := r.c.Source.Receive(ctx, want, r.lease)
+		if err != nil {
+			if ctx.Err() != nil {
+				r.release(msgs) // a Source may return what it got before noticing
+				break
+			}
+			if errors.Is(err, crew.ErrPermanent) {
+				r.release(msgs)
+				return fmt.Errorf("queue: receive: %w", err)
+			}
+			failures++
+			wait := backoff.FullJitter(backoff.Exponential(100*time.Millisecond, 10*time.Second))(failures)
+			r.log.Warn("queue: receive failed; retrying", "err", err, "retry_in", wait)
+			_ = backoff.Sleep(ctx, wait)
+			continue
+		}
+		failures = 0
+		r.c.received.Add(int64(len(msgs)))
+		r.held.Add(int64(len(msgs)))
+		// Leases are extended from the moment of receipt, so that a
+		// prefetched message waiting for a slot keeps its lease too.
+		deliveries := make([]*delivery, len(msgs))
+		for i, m := range msgs {
+			deliveries[i] = newDelivery(r, m)
+		}
+		for i, d := range deliveries {
+			if err := r.pool.Go(ctx, d.handle); err != nil {
+				// Stopping: give back what has not started.
+				for _, d := range deliveries[i:] {
+					d.beat.stop()
+				}
+				r.releaseHeld(msgs[i:])
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// release gives back messages that were received but never dispatched.
+func (r *run) release(msgs []*Message) {
+	r.held.Add(int64(len(msgs)))
+	r.releaseHeld(msgs)
+}
+
+// releaseHeld gives back held messages that will not be started.
+func (r *run) releaseHeld(msgs []*Message) {
+	for _, m := range msgs {
+		if err := r.c.Source.Nack(r.ops, m, 0); err != nil && !errors.Is(err, ErrLeaseLost) {
+			r.log.Warn("queue: release failed", "id", m.ID, "err", err)
+		}
+		r.c.released.Add(1)
+		r.report(Result{Message: m, Outcome: Released, Err: ErrStopping})
+		r.finish()
+	}
+}
+
+// ErrStopping is the Err of a Released Result for a message that the
+// consumer received but never started because it was stopping.
+var ErrStopping = errors.New("queue: consumer stopping")
+
+// finish accounts for a message the consumer no longer holds.
+func (r *run) finish() {
+	r.held.Add(-1)
+	select {
+	case r.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (r *run) report(res Result) {
+	if f := r.c.OnResult; f != nil {
+		f(res)
+	}
+}

@@ -1,0 +1,52 @@
+// Package queue consumes message queues without losing a message across
+// deploys, crashes and slow jobs.
+//
+// A [Consumer] receives from a [Source] and runs a [Handler] on each message,
+// at most Concurrency at once. It is a crew.Worker, so it runs on its own
+// with Run or as one worker of a crew.Group next to an HTTP server:
+//
+//	c := &queue.Consumer{
+//		Source:      q, // memqueue.New(), or a durable queue such as queue/sqlite
+//		Concurrency: 8,
+//		Handler: func(ctx context.Context, m *queue.Message) error {
+//			return sendEmail(ctx, m.Body)
+//		},
+//	}
+//	var g crew.Group
+//	g.Add("emails", c)
+//	crew.Main(&g)
+//
+// # What the consumer guarantees
+//
+// It receives only for free handler slots, so it never holds messages that
+// it cannot start before their leases run out. While a handler runs, the
+// message's lease is extended, so a job may run for an hour with a
+// 30-second lease; a failed extension cancels the handler, because the
+// message now belongs to someone else. A handler's success acknowledges the
+// message, in batches. A failure makes it ready again after a backoff delay
+// (never at once), and after MaxAttempts deliveries the message is
+// dead-lettered with its last error; a panic is a failure like any other.
+//
+// Every acknowledgement carries the receipt of the lease it was received
+// under: a consumer whose lease expired cannot acknowledge (and so delete)
+// a message that another consumer is now handling. Such calls fail with
+// [ErrLeaseLost] and change nothing.
+//
+// # Stopping
+//
+// When Run's context ends, as on SIGTERM during a deploy, the consumer
+// stops receiving at once, gives back (at once, not at lease expiry) the
+// messages it holds but has not started, and lets running handlers finish:
+// their contexts are not cancelled, and their leases keep being extended.
+// Only at the drain deadline are they cancelled; what is still unfinished
+// then is given back and named in the *[DrainError] that Run returns. Inside
+// a crew.Group, the drain deadline never outlives the group's StopTimeout.
+//
+// # Sources
+//
+// [Source] is a small interface: Receive with a lease, Ack, Nack, Extend
+// and DeadLetter. Package memqueue implements it in memory; the module
+// github.com/crewgo/crew/queue/sqlite implements it as an embedded durable
+// queue. Package queuetest checks any implementation against the
+// semantics the consumer relies on.
+package queue

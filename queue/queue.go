@@ -1,0 +1,121 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrLeaseLost is returned by Ack, Nack and Extend for a message whose lease
+// has passed on: the message was received again (by this consumer or
+// another) after the lease this receipt belongs to, or it was deleted or
+// dead-lettered. Such a call changes nothing.
+var ErrLeaseLost = errors.New("queue: lease lost")
+
+// Message is one message received from a Source.
+type Message struct {
+	ID         string
+	Body       []byte
+	Attributes map[string]string
+	// Attempt counts deliveries: 1 on the first, and one more on every
+	// later one, including redeliveries after a lease expired under a worker
+	// that crashed.
+	Attempt int
+	// Receipt identifies the lease under which this copy was received. It
+	// belongs to the Source that set it: handlers must not change it.
+	Receipt any
+}
+
+// Source is a queue that a Consumer receives from. Every method must be safe
+// for concurrent use. Package memqueue and the module queue/sqlite implement
+// it, and package queuetest checks an implementation against the semantics
+// below.
+type Source interface {
+	// Receive waits until at least one message is ready, or ctx ends, and
+	// returns up to max ready messages, each leased for lease: invisible to
+	// every other Receive until the lease ends, is extended, or is given up
+	// with Nack. Higher priorities come first, then older messages. It
+	// returns ctx's error (and no messages) if ctx ends while it waits.
+	Receive(ctx context.Context, max int, lease time.Duration) ([]*Message, error)
+	// Ack deletes messages that were handled. A message whose lease has
+	// passed on is left alone and reported in the error, wrapping
+	// ErrLeaseLost; the others are still deleted.
+	Ack(ctx context.Context, msgs ...*Message) error
+	// Nack gives up the lease on m: it becomes ready again after delay
+	// (at once for zero) and keeps its attempt count.
+	Nack(ctx context.Context, m *Message, delay time.Duration) error
+	// Extend makes m's lease end lease from now.
+	Extend(ctx context.Context, m *Message, lease time.Duration) error
+	// DeadLetter moves m out of the queue into its dead letters, recording
+	// reason, so that it is never received again unless redriven.
+	DeadLetter(ctx context.Context, m *Message, reason error) error
+}
+
+// Publisher adds messages to a queue.
+type Publisher interface {
+	// Publish adds a message with body and returns its ID.
+	Publish(ctx context.Context, body []byte, opts ...PublishOption) (id string, err error)
+}
+
+// PublishOption sets how a message is published.
+type PublishOption func(*PublishOptions)
+
+// PublishOptions holds what the PublishOption values of one Publish call
+// ask for. Publisher implementations read it with NewPublishOptions.
+type PublishOptions struct {
+	Delay      time.Duration     // the message becomes ready this long after Publish
+	Priority   int               // higher first; 0 by default
+	Attributes map[string]string // copied into the message
+}
+
+// NewPublishOptions applies opts to the zero PublishOptions.
+func NewPublishOptions(opts ...PublishOption) PublishOptions {
+	var o PublishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// Delay makes the message ready only d after it is published.
+func Delay(d time.Duration) PublishOption {
+	return func(o *PublishOptions) { o.Delay = d }
+}
+
+// Priority sets the message's priority: among ready messages, higher ones
+// are received first. The default is 0; negative priorities are allowed.
+func Priority(p int) PublishOption {
+	return func(o *PublishOptions) { o.Priority = p }
+}
+
+// Attribute sets one attribute of the message.
+func Attribute(key, value string) PublishOption {
+	return func(o *PublishOptions) {
+		if o.Attributes == nil {
+			o.Attributes = make(map[string]string)
+		}
+		o.Attributes[key] = value
+	}
+}
+
+// Handler handles one message. Returning nil acknowledges it (it is deleted);
+// returning an error retries it later, with backoff, until the Consumer's
+// MaxAttempts is reached, after which it is dead-lettered. An error wrapping
+// crew.ErrPermanent dead-letters it at once. A panic counts as an error.
+//
+// The context is not cancelled when the consumer stops: it ends only at the
+// consumer's drain deadline, at the HandlerTimeout, or when the message's
+// lease is lost.
+type Handler func(ctx context.Context, m *Message) error
+
+// Middleware wraps a Handler with behaviour of its own, such as logging,
+// tracing or metrics.
+type Middleware func(Handler) Handler
+
+// Chain returns h wrapped in mw, the first of mw outermost.
+func Chain(h Handler, mw ...Middleware) Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
