@@ -34,7 +34,7 @@ type Pool struct {
 
 	mu       sync.Mutex
 	limit    int
-	queue    ring         // holds queueCap tasks, plus one for each starting worker
+	queue    ring // holds queueCap tasks, plus one for each starting worker
 	queueCap int
 	queued   atomic.Int32 // queue.len(), for spinning workers to poll without p.mu
 	workers  int          // live worker goroutines
