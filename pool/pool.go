@@ -42,6 +42,7 @@ type Pool struct {
 	starting int          // workers started without a task that have not looked for one yet
 	spinning int          // workers polling the queue before they park
 	parked   []*worker    // idle workers, most recently parked last
+	stalled  bool         // a full queue did not drain while a submitter yielded
 
 	outstanding int           // submitted, not yet finished or skipped
 	drained     chan struct{} // closed when outstanding drops to zero; nil if nobody waits
@@ -129,14 +130,15 @@ func (p *Pool) Go(ctx context.Context, task func(ctx context.Context) error) err
 			p.mu.Unlock()
 			return err
 		}
-		if p.acceptLocked(task, yields >= yieldsBeforeSpawn) {
+		if p.acceptLocked(task, yields > 0, p.stalled || yields >= yieldsBeforeSpawn) {
 			return nil // acceptLocked unlocked p.mu
 		}
 		if p.workers < p.limit {
 			// The queue is full but the limit allows another goroutine. A
 			// worker on another core is likely to make room within a few
-			// yields; if none does, the workers are slow and the next
-			// round starts a new one.
+			// yields; if none does, the workers are slow (blocked on I/O,
+			// say), and from then on a full queue starts a new goroutine
+			// at once, until yielding makes room again.
 			yields++
 			p.mu.Unlock()
 			runtime.Gosched()
@@ -179,7 +181,7 @@ func (p *Pool) TryGo(task func(ctx context.Context) error) bool {
 		p.mu.Unlock()
 		return false
 	}
-	if p.acceptLocked(task, true) {
+	if p.acceptLocked(task, false, true) {
 		return true
 	}
 	p.mu.Unlock()
@@ -199,8 +201,10 @@ func (p *Pool) refuse() error {
 
 // acceptLocked hands task to a parked worker, queues it, or (when the queue
 // is full and spawn is true) starts a goroutine for it. If it accepted the
-// task it unlocks p.mu and returns true; otherwise it keeps p.mu.
-func (p *Pool) acceptLocked(task task, spawn bool) bool {
+// task it unlocks p.mu and returns true; otherwise it keeps p.mu. yielded
+// says that the submitter found the queue full before and yielded to the
+// workers: whether that made room or not decides p.stalled.
+func (p *Pool) acceptLocked(task task, yielded, spawn bool) bool {
 	if n := len(p.parked); n > 0 {
 		w := p.parked[n-1]
 		p.parked[n-1] = nil
@@ -215,6 +219,9 @@ func (p *Pool) acceptLocked(task task, spawn bool) bool {
 		return true
 	}
 	if p.queue.len() < p.queueCap+p.starting {
+		if yielded {
+			p.stalled = false // the workers made room: they keep up
+		}
 		p.queue.push(task)
 		p.queued.Store(int32(p.queue.len()))
 		p.outstanding++
@@ -227,6 +234,9 @@ func (p *Pool) acceptLocked(task task, spawn bool) bool {
 		return true
 	}
 	if spawn && p.workers < p.limit {
+		if yielded {
+			p.stalled = true // yielding did not help: the workers are slow
+		}
 		p.outstanding++
 		if p.queue.len() > 0 {
 			task = p.swapFrontLocked(task)
@@ -261,10 +271,12 @@ func (p *Pool) spawnLocked(first task) {
 	go w.loop(first)
 }
 
-// passRoomLocked wakes another blocked submitter if there may be room for it.
-// p.mu is held.
+// passRoomLocked wakes a blocked submitter if there is room for it: a
+// parked worker, a free slot under the limit, or a queue drained to half,
+// so that a submitter refills the queue in one go instead of being woken
+// for every task. p.mu is held.
 func (p *Pool) passRoomLocked() {
-	if p.waiters > 0 && (len(p.parked) > 0 || p.workers < p.limit || p.queue.len() < p.queueCap+p.starting) {
+	if p.waiters > 0 && (len(p.parked) > 0 || p.workers < p.limit || p.queue.len() <= (p.queueCap+p.starting)/2) {
 		select {
 		case p.room <- struct{}{}:
 		default:
@@ -329,6 +341,7 @@ func (w *worker) nextLocked() task {
 		}
 	}
 	p.parked = append(p.parked, w)
+	p.stalled = false // the queue is empty: the workers keep up
 	p.passRoomLocked()
 	p.mu.Unlock()
 	if w.timer == nil {
