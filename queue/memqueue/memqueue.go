@@ -32,8 +32,8 @@ type Queue struct {
 	seq      uint64 // message IDs and publication order
 	receipts uint64
 	entries  map[string]*entry
-	ready    readyHeap // visible now: by priority, then age
-	waiting  timeHeap  // leased or delayed: by the time they become visible
+	ready    *entryHeap // visible now: by priority, then age
+	waiting  *entryHeap // leased or delayed: by the time they become visible
 	dead     []*DeadMessage
 	changed  chan struct{} // closed and replaced when a message may have become ready
 }
@@ -69,7 +69,12 @@ type DeadMessage struct {
 
 // New returns an empty queue.
 func New() *Queue {
-	return &Queue{entries: make(map[string]*entry), changed: make(chan struct{})}
+	return &Queue{
+		entries: make(map[string]*entry),
+		ready:   &entryHeap{less: byPriority, index: func(e *entry) *int { return &e.readyIndex }},
+		waiting: &entryHeap{less: byVisibility, index: func(e *entry) *int { return &e.waitIndex }},
+		changed: make(chan struct{}),
+	}
 }
 
 var (
@@ -100,9 +105,9 @@ func (q *Queue) Publish(ctx context.Context, body []byte, opts ...queue.PublishO
 	if o.Delay > 0 {
 		e.state = stateDelayed
 		e.visibleAt = time.Now().Add(o.Delay)
-		heap.Push(&q.waiting, e)
+		heap.Push(q.waiting, e)
 	} else {
-		heap.Push(&q.ready, e)
+		heap.Push(q.ready, e)
 	}
 	q.notifyLocked()
 	return e.id, nil
@@ -118,13 +123,13 @@ func (q *Queue) notifyLocked() {
 // returns when the next one will (zero if none waits).
 func (q *Queue) promoteLocked(now time.Time) time.Time {
 	for q.waiting.Len() > 0 {
-		e := q.waiting[0]
+		e := q.waiting.items[0]
 		if e.visibleAt.After(now) {
 			return e.visibleAt
 		}
-		heap.Pop(&q.waiting)
+		heap.Pop(q.waiting)
 		e.state = stateReady
-		heap.Push(&q.ready, e)
+		heap.Push(q.ready, e)
 	}
 	return time.Time{}
 }
@@ -156,13 +161,13 @@ func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*q
 		if q.ready.Len() > 0 {
 			msgs := make([]*queue.Message, 0, min(max, q.ready.Len()))
 			for len(msgs) < max && q.ready.Len() > 0 {
-				e := heap.Pop(&q.ready).(*entry)
+				e := heap.Pop(q.ready).(*entry)
 				q.receipts++
 				e.receipt = q.receipts
 				e.attempts++
 				e.state = stateLeased
 				e.visibleAt = now.Add(lease)
-				heap.Push(&q.waiting, e)
+				heap.Push(q.waiting, e)
 				msgs = append(msgs, e.message())
 			}
 			q.mu.Unlock()
@@ -212,10 +217,10 @@ func (q *Queue) holderLocked(m *queue.Message) (*entry, error) {
 // removeLocked takes e out of the queue's structures.
 func (q *Queue) removeLocked(e *entry) {
 	if e.readyIndex >= 0 {
-		heap.Remove(&q.ready, e.readyIndex)
+		heap.Remove(q.ready, e.readyIndex)
 	}
 	if e.waitIndex >= 0 {
-		heap.Remove(&q.waiting, e.waitIndex)
+		heap.Remove(q.waiting, e.waitIndex)
 	}
 	delete(q.entries, e.id)
 }
@@ -248,18 +253,18 @@ func (q *Queue) Nack(ctx context.Context, m *queue.Message, delay time.Duration)
 	}
 	e.receipt = 0
 	if e.readyIndex >= 0 {
-		heap.Remove(&q.ready, e.readyIndex)
+		heap.Remove(q.ready, e.readyIndex)
 	}
 	if e.waitIndex >= 0 {
-		heap.Remove(&q.waiting, e.waitIndex)
+		heap.Remove(q.waiting, e.waitIndex)
 	}
 	if delay > 0 {
 		e.state = stateDelayed
 		e.visibleAt = time.Now().Add(delay)
-		heap.Push(&q.waiting, e)
+		heap.Push(q.waiting, e)
 	} else {
 		e.state = stateReady
-		heap.Push(&q.ready, e)
+		heap.Push(q.ready, e)
 	}
 	q.notifyLocked()
 	return nil
@@ -274,12 +279,12 @@ func (q *Queue) Extend(ctx context.Context, m *queue.Message, lease time.Duratio
 		return err
 	}
 	if e.readyIndex >= 0 { // the lease had run out, but nobody took it since
-		heap.Remove(&q.ready, e.readyIndex)
-		heap.Push(&q.waiting, e)
+		heap.Remove(q.ready, e.readyIndex)
+		heap.Push(q.waiting, e)
 	}
 	e.state = stateLeased
 	e.visibleAt = time.Now().Add(lease)
-	heap.Fix(&q.waiting, e.waitIndex)
+	heap.Fix(q.waiting, e.waitIndex)
 	return nil
 }
 
@@ -347,7 +352,7 @@ func (q *Queue) Redrive(ids ...string) int {
 			waitIndex:  -1,
 		}
 		q.entries[e.id] = e
-		heap.Push(&q.ready, e)
+		heap.Push(q.ready, e)
 		moved++
 	}
 	clear(q.dead[len(kept):])
@@ -385,56 +390,44 @@ func (q *Queue) Counts() Counts {
 	return c
 }
 
-// readyHeap orders ready entries by priority (highest first), then by
-// publication order.
-type readyHeap []*entry
+// entryHeap is a heap of entries that keeps each entry's position in it up
+// to date, so that an entry can be removed or fixed in place.
+type entryHeap struct {
+	items []*entry
+	less  func(a, b *entry) bool
+	index func(e *entry) *int // the entry's position field for this heap
+}
 
-func (h readyHeap) Len() int { return len(h) }
-func (h readyHeap) Less(i, j int) bool {
-	if h[i].priority != h[j].priority {
-		return h[i].priority > h[j].priority
+// byPriority orders ready entries: highest priority first, then oldest.
+func byPriority(a, b *entry) bool {
+	if a.priority != b.priority {
+		return a.priority > b.priority
 	}
-	return h[i].seq < h[j].seq
-}
-func (h readyHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].readyIndex = i
-	h[j].readyIndex = j
-}
-func (h *readyHeap) Push(x any) {
-	e := x.(*entry)
-	e.readyIndex = len(*h)
-	*h = append(*h, e)
-}
-func (h *readyHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	e.readyIndex = -1
-	return e
+	return a.seq < b.seq
 }
 
-// timeHeap orders leased and delayed entries by when they become visible.
-type timeHeap []*entry
+// byVisibility orders leased and delayed entries by when they become visible.
+func byVisibility(a, b *entry) bool { return a.visibleAt.Before(b.visibleAt) }
 
-func (h timeHeap) Len() int           { return len(h) }
-func (h timeHeap) Less(i, j int) bool { return h[i].visibleAt.Before(h[j].visibleAt) }
-func (h timeHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].waitIndex = i
-	h[j].waitIndex = j
+func (h *entryHeap) Len() int           { return len(h.items) }
+func (h *entryHeap) Less(i, j int) bool { return h.less(h.items[i], h.items[j]) }
+func (h *entryHeap) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	*h.index(h.items[i]) = i
+	*h.index(h.items[j]) = j
 }
-func (h *timeHeap) Push(x any) {
+
+func (h *entryHeap) Push(x any) {
 	e := x.(*entry)
-	e.waitIndex = len(*h)
-	*h = append(*h, e)
+	*h.index(e) = len(h.items)
+	h.items = append(h.items, e)
 }
-func (h *timeHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	e.waitIndex = -1
+
+func (h *entryHeap) Pop() any {
+	last := len(h.items) - 1
+	e := h.items[last]
+	h.items[last] = nil
+	h.items = h.items[:last]
+	*h.index(e) = -1
 	return e
 }
