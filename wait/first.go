@@ -14,8 +14,9 @@ import "context"
 // depends on it, such as an *http.Response whose body is still to be read,
 // stays usable. It still ends when ctx ends, and at the deadlines that
 // [MaxWait] and [AttemptTimeout] set. It is released once ctx ends or nothing
-// refers to it any more, whichever comes first: First leaves nothing behind
-// in a long-lived ctx.
+// refers to it any more, whichever comes first, so a long-lived ctx does not
+// collect one context per call (a MaxWait or AttemptTimeout deadline holds
+// it until the deadline passes).
 //
 // If every task fails, First returns the errors.Join of their errors in task
 // order, each a *[TaskError] carrying the task's index. If the call was cut
