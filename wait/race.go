@@ -17,7 +17,7 @@ type race[T any] struct {
 	link    *link           // nil when parent can never be cancelled
 	base    context.Context // parent of every task's context
 	maxWait context.Context // nil without MaxWait
-	endWait context.CancelFunc
+	endBase func()          // releases base; nil when base is the parent
 	run     func(ctx context.Context, i int) (T, error)
 	label   func(i int, err error) error // TaskError or AttemptError
 	results chan outcome[T]
@@ -55,11 +55,19 @@ func newRace[T any](ctx context.Context, cfg *config, buffer int, discard func(T
 		r.base = r.link
 		r.parentDone = ctx.Done()
 	}
-	if cfg.maxWait > 0 {
-		r.maxWait, r.endWait = context.WithTimeoutCause(r.base, cfg.maxWait, ErrMaxWait)
-		r.base = r.maxWait
-		r.maxWaitDone = r.maxWait.Done()
+	switch {
+	case cfg.maxWait > 0:
+		var end context.CancelFunc
+		r.maxWait, end = context.WithTimeoutCause(r.base, cfg.maxWait, ErrMaxWait)
+		r.base, r.endBase, r.maxWaitDone = r.maxWait, end, r.maxWait.Done()
+	case r.link != nil:
+		// One context of the context package's own under the link, so that
+		// each task's context registers with it cheaply (a map entry)
+		// instead of through link.AfterFunc.
+		base, end := context.WithCancelCause(r.link)
+		r.base, r.endBase = base, func() { end(ErrLost) }
 	}
+	r.cancels = make([]context.CancelCauseFunc, 0, buffer)
 	r.results = make(chan outcome[T], buffer)
 	return r
 }
@@ -168,7 +176,7 @@ func (r *race[T]) receive(o outcome[T]) (failed bool) {
 		if r.stopped || o.cancelled {
 			// Too late: another task won, or the race was stopped (a
 			// success after MaxWait expired is reported by stop, later).
-			r.dropped = append(r.dropped, o.value)
+			r.drop(o.value)
 			return false
 		}
 		r.winner, r.value, r.stopped = o.index, o.value, true
@@ -230,7 +238,7 @@ func (r *race[T]) finish() (int, T, error) {
 		}
 	}
 	if r.panicked != nil && !r.cfg.panicAsError && r.winner >= 0 {
-		r.dropped = append(r.dropped, r.value)
+		r.drop(r.value)
 		r.winner, r.value = -1, zero
 	}
 	if r.winner < 0 {
@@ -251,15 +259,23 @@ func (r *race[T]) finish() (int, T, error) {
 	return r.winner, r.value, nil
 }
 
-// release cancels every task's context and stops the MaxWait timer.
+// release cancels every task's context, and the context they derive from
+// (which stops the MaxWait timer).
 func (r *race[T]) release() {
 	for _, cancel := range r.cancels {
 		if cancel != nil {
 			cancel(ErrLost)
 		}
 	}
-	if r.endWait != nil {
-		r.endWait()
+	if r.endBase != nil {
+		r.endBase()
+	}
+}
+
+// drop keeps a value that the call will not return, for Discard.
+func (r *race[T]) drop(v T) {
+	if r.discard != nil {
+		r.dropped = append(r.dropped, v)
 	}
 }
 
