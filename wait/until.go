@@ -30,7 +30,8 @@ import (
 // ErrMaxWait, for context.DeadlineExceeded and for that error. When ctx ends
 // first, Until returns errors.Join(context.Cause(ctx), lastErr) instead (its
 // own deadline gives context.DeadlineExceeded). A probe cut short by the
-// deadline does not replace an earlier, more telling lastErr. Without MaxWait
+// end of the wait is not a failure, whatever state says, and its error (the
+// context's, as a rule) is not kept as lastErr. Without MaxWait
 // and without a deadline on ctx, Until polls until ctx is cancelled.
 //
 // The context of the probe that ended the wait with Done is not cancelled
@@ -97,6 +98,9 @@ func Until[T any](ctx context.Context, probe Task[T], state func(T, error) State
 		if s == Retry && err != nil && cfg.terminal != nil && cfg.terminal(err) {
 			s = Fail
 		}
+		if s == Fail && err != nil && wctx.Err() != nil {
+			s = Retry // the probe failed because the wait ended: say why it ended
+		}
 		if s == Done {
 			kept = true
 			return v, nil
@@ -115,7 +119,7 @@ func Until[T any](ctx context.Context, probe Task[T], state func(T, error) State
 		default:
 			return zero, &AttemptError{Attempt: attempt, Err: fmt.Errorf("wait: state returned an invalid %v", s)}
 		}
-		if err != nil && (lastErr == nil || wctx.Err() == nil) {
+		if err != nil && wctx.Err() == nil {
 			lastErr = &AttemptError{Attempt: attempt, Err: err}
 		}
 		if final || wctx.Err() != nil {

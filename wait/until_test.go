@@ -176,6 +176,25 @@ func TestUntilReturnsTheParentsCauseJoinedWithTheLastError(t *testing.T) {
 	})
 }
 
+func TestUntilReportsTheParentsCauseEvenWhenStateFailsTheCutShortProbe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancelCause(t.Context())
+		stop := errors.New("deploy cancelled")
+		time.AfterFunc(time.Second, func() { cancel(stop) })
+		probe := func(ctx context.Context) (int, error) { return blockUntilDone[int](ctx) }
+		failOnError := func(_ int, err error) wait.State {
+			if err != nil {
+				return wait.Fail
+			}
+			return wait.Done
+		}
+		_, err := wait.Until(ctx, probe, failOnError)
+		if err != stop {
+			t.Errorf("error = %v, want the parent's cause alone", err)
+		}
+	})
+}
+
 func TestUntilReportsTheParentsDeadlineAsDeadlineExceededNotErrMaxWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
