@@ -184,6 +184,18 @@ func TestFirstTasksSeeTheParentsDeadlineAndItsError(t *testing.T) {
 	})
 }
 
+func TestFirstTasksSeeTheParentsValues(t *testing.T) {
+	type key struct{}
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "request-42"))
+	defer cancel()
+	for _, opts := range [][]wait.Option{nil, {wait.MaxWait(time.Hour), wait.AttemptTimeout(time.Hour)}} {
+		win, err := wait.First(ctx, []wait.Task[any]{func(ctx context.Context) (any, error) { return ctx.Value(key{}), nil }}, opts...)
+		if err != nil || win.Value != "request-42" {
+			t.Errorf("with %d options, the task saw value %v (%v), want request-42", len(opts), win.Value, err)
+		}
+	}
+}
+
 func TestFirstStopsEverythingAtATerminalError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		denied := errors.New("AccessDenied")
