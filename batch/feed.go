@@ -147,8 +147,10 @@ func (f *feed[In, Out]) close() {
 // A worker going to sleep counts itself idle, under mu, before it looks at
 // tail one last time, and publish advances tail before it looks at idle: so
 // either the worker sees the new item or publish sees the worker and wakes
-// it. The same holds for a spinner that gives up, since it stops counting
-// as spinning before it looks at tail again.
+// it. publish wakes nobody while a worker spins; a spinner stops counting as
+// spinning before it looks at tail again, whether it gives up or claims an
+// item, and in the latter case wakes a sleeper for any item left, so no
+// item is left unclaimed while a worker sleeps.
 func (f *feed[In, Out]) claim() (i int, ok, waited bool) {
 	spins, spinner := 0, false
 	defer func() {
@@ -166,10 +168,22 @@ func (f *feed[In, Out]) claim() (i int, ok, waited bool) {
 		}
 		h, t := f.head.Load(), f.tail.Load()
 		if h < t {
-			if f.head.CompareAndSwap(h, h+1) {
-				return int(h), true, waited
+			if !f.head.CompareAndSwap(h, h+1) {
+				continue
 			}
-			continue
+			// publish wakes nobody while a worker spins, counting on the
+			// spinner; so the spinner, once it stops spinning, hands on
+			// what it leaves, and so does any worker that leaves items.
+			if spinner {
+				f.spinning.Add(-1)
+				spinner = false
+			}
+			if f.tail.Load() > h+1 && f.idle.Load() > 0 {
+				f.mu.Lock()
+				f.cond.Signal()
+				f.mu.Unlock()
+			}
+			return int(h), true, waited
 		}
 		if f.closed.Load() && f.head.Load() >= f.tail.Load() {
 			return 0, false, waited

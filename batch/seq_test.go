@@ -358,19 +358,46 @@ func TestEachSeqHonoursWorkersUnderLoad(t *testing.T) {
 	}
 }
 
-func TestEachSeqReachesTheWorkersLimit(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var g gauge
-		rep, _ := batch.EachSeq(t.Context(), count(20, nil), func(context.Context, int, int) error {
-			g.enter()
-			defer g.exit()
-			time.Sleep(time.Second)
-			return nil
-		}, batch.Workers(5))
-		if got := g.max.Load(); got != 5 || rep.Succeeded != 20 {
-			t.Errorf("max %d at once, %d succeeded; want 5 and 20", got, rep.Succeeded)
-		}
-	})
+func TestEachSeqKeepsEveryWorkerBusy(t *testing.T) {
+	for range 20 { // the interleavings differ from run to run
+		synctest.Test(t, func(t *testing.T) {
+			var g gauge
+			start := time.Now()
+			rep, _ := batch.EachSeq(t.Context(), count(20, nil), func(context.Context, int, int) error {
+				g.enter()
+				defer g.exit()
+				time.Sleep(time.Second)
+				return nil
+			}, batch.Workers(5))
+			if got := g.max.Load(); got != 5 || rep.Succeeded != 20 {
+				t.Errorf("max %d at once, %d succeeded; want 5 and 20", got, rep.Succeeded)
+			}
+			// 20 one-second items on 5 workers: 4s, unless an item waited
+			// while a worker was free.
+			if got := time.Since(start); got != 4*time.Second {
+				t.Errorf("took %v, want 4s", got)
+			}
+		})
+	}
+}
+
+func TestMapSeqKeepsEveryWorkerBusy(t *testing.T) {
+	for range 20 {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			for range batch.MapSeq(t.Context(), count(30, nil), func(_ context.Context, i, _ int) (int, error) {
+				time.Sleep(time.Duration(1+i%2) * time.Second)
+				return 0, nil
+			}, batch.Workers(3)) {
+			}
+			// 1s and 2s items in turn on 3 workers, each item taken by the
+			// first free worker: 16s, unless an item waited while a worker
+			// was free.
+			if got := time.Since(start); got != 16*time.Second {
+				t.Errorf("took %v, want 16s", got)
+			}
+		})
+	}
 }
 
 func TestEachSeqSlowItemDoesNotHoldBackTheOthers(t *testing.T) {
