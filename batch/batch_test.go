@@ -719,3 +719,49 @@ func TestStatusString(t *testing.T) {
 		}
 	}
 }
+
+func TestRateAppliesToEveryAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		var starts []time.Duration
+		rep, _ := batch.Each(t.Context(), indexes(1), func(context.Context, int, int) error {
+			starts = append(starts, time.Since(start))
+			if len(starts) < 3 {
+				return errBoom
+			}
+			return nil
+		}, batch.Rate(rate.Every(time.Second), 1), batch.Retry(3, backoff.Constant(0), nil))
+		// Retries are requests too: each one waits for its turn.
+		if want := []time.Duration{0, time.Second, 2 * time.Second}; !slices.Equal(starts, want) {
+			t.Errorf("attempts at %v, want %v", starts, want)
+		}
+		if o := rep.Items[0]; o.Status != batch.Succeeded || o.Elapsed != 2*time.Second {
+			t.Errorf("outcome %+v, want Succeeded after 2s (the retries' turns count)", o)
+		}
+	})
+}
+
+func TestLimiterThatCanNeverGrantSkipsEverything(t *testing.T) {
+	rep, err := batch.Each(t.Context(), indexes(3), func(_ context.Context, i, _ int) error {
+		t.Errorf("item %d started", i)
+		return nil
+	}, batch.Limiter(rate.NewLimiter(1, 0)))
+	if rep.Skipped != 3 || err == nil || !strings.Contains(err.Error(), "burst") {
+		t.Errorf("Skipped %d, err %v; want 3 and an error about the burst", rep.Skipped, err)
+	}
+}
+
+func TestTheLastOfTwoOptionsCounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var g gauge
+		batch.Each(t.Context(), indexes(10), func(context.Context, int, int) error {
+			g.enter()
+			defer g.exit()
+			time.Sleep(time.Second)
+			return nil
+		}, batch.Workers(2), batch.Workers(5))
+		if got := g.max.Load(); got != 5 {
+			t.Errorf("%d at once, want 5", got)
+		}
+	})
+}
