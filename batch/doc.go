@@ -42,9 +42,11 @@
 //
 // The error that Map and Each return is nil only when every item
 // succeeded. Otherwise it is an errors.Join of the reason the batch stopped
-// early, if it did, and then one *[ItemError] per failed item, in index
-// order, so that errors.Is and errors.As see every item's error and each
-// printed line names its item.
+// early, if it did and no failure explains it (the context's cause, or an
+// error wrapping context.DeadlineExceeded when the deadline was too near),
+// and then one *[ItemError] per failed item, in index order, so that
+// errors.Is and errors.As see every item's error and each printed line
+// names its item.
 //
 // # Stopping
 //
@@ -57,7 +59,7 @@
 // running go on, with their context cancelled only if the parent context
 // ended or for StopOnError and MaxErrors. Map and Each return only when every
 // call they started has returned: no goroutine outlives them. A panic in fn
-// fails its item with a *crew.PanicError, which carries the stack, and the
+// fails its item with a *[crew.PanicError], which carries the stack, and the
 // batch goes on.
 //
 // # Cost

@@ -66,7 +66,7 @@ func EachSeq[In any](ctx context.Context, seq iter.Seq[In], fn func(ctx context.
 // yielded, so memory stays bounded however long seq is. It reads seq only as
 // fast as the loop over its result takes outcomes: a slow loop body slows
 // the batch down instead of piling results up. Since outcomes come out in
-// order, an item that takes long holds back the outcomes after it, and once
+// order, an item that takes long holds back the outcomes after it and, once
 // the window is full, the reading of seq.
 //
 //	for i, o := range batch.MapSeq(ctx, rows, lookup, batch.Workers(16)) {
