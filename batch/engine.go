@@ -23,12 +23,12 @@ var errDone = errors.New("batch: the batch has returned")
 var errBurst = errors.New("batch: the rate limiter allows no events (its burst is 0)")
 
 // batch is the state that every item of one call of Map, Each, MapSeq or
-// EachSeq shares. Its workers are the callers' own goroutines; batch only
-// decides whether an item may start, runs its attempts and records the stop.
+// EachSeq shares. A feed hands the items to the workers; batch decides
+// whether an item may start, runs its attempts, and records the stop.
 type batch[In, Out any] struct {
 	cfg      config
 	fn       func(context.Context, int, In) (Out, error)
-	ctx      context.Context // the parent's child; cancelled by MaxErrors
+	ctx      context.Context // the parent's child; cancelled by MaxErrors and when the batch returns
 	cancel   context.CancelCauseFunc
 	done     <-chan struct{}
 	deadline time.Time
