@@ -57,7 +57,7 @@ func microSpin() int {
 		best := time.Duration(1 << 62)
 		for range 5 {
 			start := time.Now()
-			spin(n)
+			_ = spin(n)
 			best = min(best, time.Since(start))
 		}
 		spinPerMicro = max(1, int(int64(n)*int64(time.Microsecond)/int64(best)))
@@ -78,8 +78,8 @@ type workload struct {
 func (w workload) tasks() int { return w.submitters * w.bursts * w.perBurst }
 
 var (
-	tiny  = func() { spin(8) }
-	micro = func() { spin(microSpin()) }
+	tiny  = func() { _ = spin(8) }
+	micro = func() { _ = spin(microSpin()) }
 	nap   = func() { time.Sleep(10 * time.Millisecond) }
 	short = func() { time.Sleep(100 * time.Microsecond) }
 )
