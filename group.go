@@ -74,6 +74,7 @@ type Group struct {
 	names      map[string]*worker
 	ran        bool
 	stopReq    chan struct{} // closed by the first Stop
+	hurry      chan struct{} // closed by the second Stop: cut the drain short
 	stopCause  error
 	stopReport bool // Stop was given a non-nil cause
 	readyCh    chan struct{}
@@ -166,28 +167,42 @@ func (g *Group) Run(ctx context.Context) error {
 	g.ran = true
 	g.initLocked()
 	workers := slices.Clone(g.workers)
-	stopReq := g.stopReq
+	stopReq, hurry := g.stopReq, g.hurry
 	g.mu.Unlock()
 
 	if err := link(workers); err != nil {
 		return err
 	}
-	return newSupervisor(g, ctx, workers).run(ctx, stopReq)
+	return newSupervisor(g, ctx, workers).run(ctx, stopReq, hurry)
 }
 
 // Stop begins stopping the group, as if its context had ended, and returns at
 // once; Run returns when the stop is complete. Workers see cause through
 // context.Cause, or [ErrStopped] if cause is nil. With a non-nil cause, Run
-// returns an *[Error] carrying it. Only the first call counts; a call before
-// Run makes Run stop at once, without starting any worker.
+// returns an *[Error] carrying it. A call before Run makes Run stop at once,
+// without starting any worker.
+//
+// Only the first call's cause counts. A call made while the group is already
+// stopping, whatever began the stop, cuts the drain short instead, as a
+// second Ctrl-C would: DrainDelay ends, every worker is cancelled in order as
+// usual, and every context from [DrainContext] ends at once. StopTimeout
+// still bounds how long Run waits for the workers to return.
 func (g *Group) Stop(cause error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.initLocked()
 	select {
 	case <-g.stopReq:
+		select {
+		case <-g.hurry:
+		default:
+			close(g.hurry)
+		}
 		return
 	default:
+	}
+	if g.stopping {
+		close(g.hurry)
 	}
 	if cause == nil {
 		cause = ErrStopped
@@ -246,6 +261,7 @@ func (g *Group) Status() []WorkerStatus {
 func (g *Group) initLocked() {
 	if g.stopReq == nil {
 		g.stopReq = make(chan struct{})
+		g.hurry = make(chan struct{})
 		g.readyCh = make(chan struct{})
 	}
 }

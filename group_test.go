@@ -682,6 +682,54 @@ func TestDrainDelayKeepsWorkersRunningWhileNotReady(t *testing.T) {
 	})
 }
 
+func TestSecondStopCutsTheDrainShort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := crew.Group{DrainDelay: 10 * time.Second, StopTimeout: time.Hour, Logger: quiet}
+		drainEnded := make(chan time.Time, 1)
+		g.Add("server", crew.Func(func(ctx context.Context) error {
+			<-ctx.Done()
+			<-crew.DrainContext(ctx).Done() // a drain that would take all the time it is given
+			drainEnded <- time.Now()
+			return nil
+		}))
+		done := make(chan error, 1)
+		go func() { done <- g.Run(context.Background()) }()
+		<-g.Ready()
+		g.Stop(nil)
+		time.Sleep(time.Second) // inside DrainDelay
+		hurriedAt := time.Now()
+		g.Stop(errors.New("second Ctrl-C")) // cuts the drain; its cause is ignored
+		if got := (<-drainEnded).Sub(hurriedAt); got != 0 {
+			t.Errorf("the drain ended %v after the second Stop, want at once", got)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("Run = %v, want nil: the first Stop's cause counts", err)
+		}
+	})
+}
+
+func TestStopDuringAContextStopCutsTheDrainShort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := crew.Group{StopTimeout: time.Hour, Logger: quiet}
+		g.Add("server", crew.Func(func(ctx context.Context) error {
+			<-ctx.Done()
+			<-crew.DrainContext(ctx).Done()
+			return nil
+		}))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- g.Run(ctx) }()
+		<-g.Ready()
+		cancel()
+		time.Sleep(time.Minute)
+		begin := time.Now()
+		g.Stop(nil)
+		if err := <-done; err != nil || time.Since(begin) != 0 {
+			t.Fatalf("Run = %v after %v, want nil at once", err, time.Since(begin))
+		}
+	})
+}
+
 func TestReadyHandlerReflectsReadiness(t *testing.T) {
 	g := crew.Group{Logger: quiet}
 	markReady := make(chan struct{})

@@ -96,12 +96,14 @@ func (s *supervisor) send(m message) {
 	}
 }
 
-func (s *supervisor) run(ctx context.Context, stopReq <-chan struct{}) error {
+func (s *supervisor) run(ctx context.Context, stopReq, hurry <-chan struct{}) error {
 	base := context.WithoutCancel(ctx)
 	for _, w := range s.workers {
 		w.ctx, w.cancel = context.WithCancelCause(base)
 	}
 	defer s.cleanup()
+	// A nested group's drains end when its parent's do.
+	defer context.AfterFunc(DrainContext(ctx), s.drainCancel)()
 
 	// A stop requested before Run, or a context already done, starts nothing.
 	select {
@@ -127,6 +129,9 @@ func (s *supervisor) run(ctx context.Context, stopReq <-chan struct{}) error {
 		case <-stopReq:
 			stopReq = nil
 			s.beginStop(s.requestedCause())
+		case <-hurry:
+			hurry = nil
+			s.cutDrain()
 		case <-timerC(s.drainDelayTimer):
 			s.drainDelayTimer = nil
 			s.beginCancel()
@@ -437,6 +442,24 @@ func (s *supervisor) beginStop(cause error) {
 		return
 	}
 	s.beginCancel()
+}
+
+// cutDrain ends DrainDelay and every drain at once, for a Stop made while
+// the group was already stopping.
+func (s *supervisor) cutDrain() {
+	s.beginStop(ErrStopped) // in case the stop had not begun
+	if s.drainDelayTimer != nil {
+		s.drainDelayTimer.Stop()
+		s.drainDelayTimer = nil
+		s.beginCancel()
+	}
+	s.log.Info("stop hurried: drains end now")
+	s.mu.Lock()
+	if now := time.Now(); s.drainDeadline.IsZero() || now.Before(s.drainDeadline) {
+		s.drainDeadline = now
+	}
+	s.mu.Unlock()
+	s.drainCancel()
 }
 
 // beginCancel starts the stop timeout and cancels the workers that nothing

@@ -63,9 +63,11 @@ func (e *DrainError) Unwrap() error { return ErrDrainTimeout }
 // When Run's context ends, the consumer stops receiving at once (an
 // in-flight long poll is abandoned) and releases the messages it holds but
 // has not started. Running handlers are not cancelled: they have until the
-// drain deadline (DrainTimeout, or the deadline of crew.DrainContext when the
-// consumer runs in a crew.Group, whichever is sooner) to finish, and their
-// leases keep being extended meanwhile. At the deadline their contexts are
+// drain deadline to finish, and their leases keep being extended meanwhile.
+// The drain deadline is DrainTimeout after the stop or, when the consumer
+// runs in a crew.Group, the end of crew.DrainContext if that comes first: the
+// group's stop deadline, or at once when the group's stop is cut short by a
+// second Stop. At the deadline their contexts are
 // cancelled and the messages still unfinished are released; Run then
 // returns a *DrainError naming them.
 //
@@ -106,15 +108,17 @@ type Consumer struct {
 	// DefaultAckDelay if zero).
 	AckBatch int
 	AckDelay time.Duration
-	// Logger receives a line for each retry, dead letter and release, and
-	// for errors talking to the Source (slog.Default() if nil).
+	// Logger receives a line for errors talking to the Source and, unless
+	// OnResult is set, one for each message outcome: retries, dead
+	// letters, releases and lost leases (successes at debug level).
+	// slog.Default() if nil.
 	Logger *slog.Logger
 	// OnResult, if set, is called once for every message the consumer
-	// finishes with, from the goroutine that handled it. Calls may be
-	// concurrent.
+	// finishes with, from the goroutine that handled it, instead of the
+	// consumer logging the outcome itself. Calls may be concurrent.
 	OnResult func(Result)
 
-	received, running, succeeded, retried, dead, released, lost atomic.Int64
+	received, held, running, succeeded, retried, dead, released, lost atomic.Int64
 }
 
 // Result is what became of one message.
@@ -164,6 +168,7 @@ func (o Outcome) String() string {
 // Stats counts what a Consumer has done since it was created.
 type Stats struct {
 	Received     int64 // messages received
+	Held         int64 // messages received and not yet settled (running, or waiting for a slot)
 	Running      int64 // handlers running now
 	Succeeded    int64 // messages handled and acknowledged
 	Retried      int64 // failures that will be retried
@@ -176,6 +181,7 @@ type Stats struct {
 func (c *Consumer) Stats() Stats {
 	return Stats{
 		Received:     c.received.Load(),
+		Held:         c.held.Load(),
 		Running:      c.running.Load(),
 		Succeeded:    c.succeeded.Load(),
 		Retried:      c.retried.Load(),
@@ -254,12 +260,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if drainTimeout <= 0 {
 		drainTimeout = DefaultDrainTimeout
 	}
-	deadline := time.Now().Add(drainTimeout)
-	if d, ok := crew.DrainContext(ctx).Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	drainCtx, cancel := context.WithDeadlineCause(r.ops, deadline, ErrDrainTimeout)
+	drainCtx, cancel := context.WithTimeoutCause(r.ops, drainTimeout, ErrDrainTimeout)
 	defer cancel()
+	// Inside a crew.Group the drain also ends with the group's: at its stop
+	// deadline, or at once when the group's stop is cut short.
+	end, endDrain := context.WithCancelCause(drainCtx)
+	defer endDrain(nil)
+	defer context.AfterFunc(crew.DrainContext(ctx), func() { endDrain(ErrDrainTimeout) })()
+	drainCtx = end
 	// At the deadline, Shutdown cancels the handlers' contexts with
 	// ErrDrainTimeout; Wait then waits for them to return. Handlers report
 	// their own outcomes, so the pool's errors are not needed.
@@ -309,7 +317,7 @@ func (r *run) receive(ctx context.Context) error {
 		}
 		failures = 0
 		r.c.received.Add(int64(len(msgs)))
-		r.held.Add(int64(len(msgs)))
+		r.hold(len(msgs))
 		// Leases are extended from the moment of receipt, so that a
 		// prefetched message waiting for a slot keeps its lease too.
 		deliveries := make([]*delivery, len(msgs))
@@ -332,8 +340,14 @@ func (r *run) receive(ctx context.Context) error {
 
 // release gives back messages that were received but never dispatched.
 func (r *run) release(msgs []*Message) {
-	r.held.Add(int64(len(msgs)))
+	r.hold(len(msgs))
 	r.releaseHeld(msgs)
+}
+
+// hold accounts for n messages received.
+func (r *run) hold(n int) {
+	r.held.Add(int64(n))
+	r.c.held.Add(int64(n))
 }
 
 // releaseHeld gives back held messages that will not be started.
@@ -355,14 +369,30 @@ var ErrStopping = errors.New("queue: consumer stopping")
 // finish accounts for a message the consumer no longer holds.
 func (r *run) finish() {
 	r.held.Add(-1)
+	r.c.held.Add(-1)
 	select {
 	case r.freed <- struct{}{}:
 	default:
 	}
 }
 
+// report hands res to OnResult or, without one, logs it.
 func (r *run) report(res Result) {
 	if f := r.c.OnResult; f != nil {
 		f(res)
+		return
+	}
+	m := res.Message
+	switch res.Outcome {
+	case Succeeded:
+		r.log.Debug("queue: message handled", "id", m.ID, "attempt", m.Attempt, "elapsed", res.Elapsed)
+	case Retried:
+		r.log.Warn("queue: handler failed; will retry", "id", m.ID, "attempt", m.Attempt, "retry_in", res.Delay, "err", res.Err)
+	case DeadLettered:
+		r.log.Error("queue: message dead-lettered", "id", m.ID, "attempt", m.Attempt, "err", res.Err)
+	case Released:
+		r.log.Info("queue: message released", "id", m.ID, "attempt", m.Attempt, "err", res.Err)
+	case LeaseLost:
+		r.log.Warn("queue: lease lost; the message will be handled again", "id", m.ID, "err", res.Err)
 	}
 }

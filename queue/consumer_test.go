@@ -578,6 +578,44 @@ func TestConsumerInAGroupDrainsWithinTheGroupsBudget(t *testing.T) {
 	})
 }
 
+func TestCuttingTheGroupsStopShortReleasesAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := memqueue.New()
+		ids := publishN(t, q, 1)
+		started := make(chan struct{})
+		c := &queue.Consumer{
+			Source: q, DrainTimeout: time.Hour, MaxAttempts: 1, Logger: quiet,
+			Handler: func(ctx context.Context, m *queue.Message) error {
+				close(started)
+				<-ctx.Done()
+				return ctx.Err()
+			},
+		}
+		g := crew.Group{StopTimeout: time.Hour, Logger: quiet}
+		g.Add("consumer", c)
+		done := make(chan error, 1)
+		go func() { done <- g.Run(context.Background()) }()
+		<-started
+		g.Stop(nil)
+		time.Sleep(time.Minute) // draining
+		begin := time.Now()
+		g.Stop(nil) // a second Ctrl-C
+		err := <-done
+		if time.Since(begin) != 0 {
+			t.Errorf("the group took %v to stop after its drain was cut short", time.Since(begin))
+		}
+		var de *queue.DrainError
+		if !errors.As(err, &de) || !slices.Equal(de.Released, ids) {
+			t.Fatalf("Run = %v, want the released message named", err)
+		}
+		// On its last attempt, the message is released, not dead-lettered:
+		// the failure was the stop's doing.
+		if got := q.Counts(); got.Ready != 1 || got.Dead != 0 {
+			t.Errorf("queue %+v, want the message ready again", got)
+		}
+	})
+}
+
 func TestChainAppliesMiddlewareOutsideIn(t *testing.T) {
 	var order []string
 	mw := func(name string) queue.Middleware {

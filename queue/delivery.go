@@ -74,7 +74,6 @@ func (d *delivery) handle(ctx context.Context) error {
 		r.gaveBack = append(r.gaveBack, m.ID)
 		r.mu.Unlock()
 		r.c.released.Add(1)
-		r.log.Warn("queue: released unfinished message at the drain deadline", "id", m.ID, "attempt", m.Attempt)
 		r.report(Result{Message: m, Outcome: Released, Err: err, Elapsed: elapsed})
 	case errors.Is(err, crew.ErrPermanent) || (r.maxAttempts > 0 && m.Attempt >= r.maxAttempts):
 		d.deadLetter(err, elapsed)
@@ -85,7 +84,6 @@ func (d *delivery) handle(ctx context.Context) error {
 			r.log.Warn("queue: nack failed", "id", m.ID, "err", nerr)
 		}
 		r.c.retried.Add(1)
-		r.log.Warn("queue: handler failed; will retry", "id", m.ID, "attempt", m.Attempt, "retry_in", delay, "err", err)
 		r.report(Result{Message: m, Outcome: Retried, Err: err, Elapsed: elapsed, Delay: delay})
 	}
 	return nil
@@ -97,14 +95,12 @@ func (d *delivery) deadLetter(reason error, elapsed time.Duration) {
 		r.log.Error("queue: dead-letter failed", "id", m.ID, "err", err)
 	}
 	r.c.dead.Add(1)
-	r.log.Error("queue: message dead-lettered", "id", m.ID, "attempt", m.Attempt, "err", reason)
 	r.report(Result{Message: m, Outcome: DeadLettered, Err: reason, Elapsed: elapsed})
 }
 
 func (d *delivery) lostLease(elapsed time.Duration) {
 	r, m := d.r, d.m
 	r.c.lost.Add(1)
-	r.log.Warn("queue: lease lost; the message will be handled again", "id", m.ID, "err", d.beat.err())
 	r.report(Result{Message: m, Outcome: LeaseLost, Err: d.beat.err(), Elapsed: elapsed})
 }
 
