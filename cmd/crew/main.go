@@ -11,10 +11,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crewgo/crew/cmd/crew/internal/backend"
+	"github.com/crewgo/crew/cmd/crew/internal/backend/sqlitequeue"
 )
 
 func main() {
 	os.Exit(Main(os.Args[1:]))
+}
+
+// Every queue URL scheme that crew understands is registered here.
+func init() {
+	backend.Register("sqlite", sqlitequeue.Open)
 }
 
 // Exit codes of the crew command.
