@@ -56,6 +56,10 @@ func TestScript(t *testing.T) {
 			env.Setenv("HEALTH_ADDR", ln.Addr().String())
 			ln.Close()
 			env.Setenv("CREW_QUEUE", "")
+			// A binary built with -race sleeps a second at exit, waiting
+			// for reports from other goroutines; the scripts run crew some
+			// hundred times.
+			env.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -85,8 +89,8 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// httpget URL STATUS gets URL, retrying while nothing listens (up to 30
-// seconds), and checks the response's status code.
+// httpget URL STATUS gets URL until it answers with STATUS, for up to 30
+// seconds, retrying while nothing listens or another status comes back.
 func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: httpget URL STATUS")
@@ -94,19 +98,22 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	want, err := strconv.Atoi(args[1])
 	ts.Check(err)
 	deadline := time.Now().Add(30 * time.Second)
+	last := ""
 	for {
 		resp, err := http.Get(args[0])
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			ts.Logf("%s: %s %s", args[0], resp.Status, strings.TrimSpace(string(body)))
-			if resp.StatusCode != want {
-				ts.Fatalf("httpget %s: status %d, want %d", args[0], resp.StatusCode, want)
+			last = fmt.Sprintf("%s %s", resp.Status, strings.TrimSpace(string(body)))
+			if resp.StatusCode == want {
+				ts.Logf("%s: %s", args[0], last)
+				return
 			}
-			return
+		} else {
+			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("httpget %s: %v", args[0], err)
+			ts.Fatalf("httpget %s: no status %d within 30s; last: %s", args[0], want, last)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -64,10 +64,10 @@ func (a *app) statsCmd() *cobra.Command {
 				Queues []queueStats `json:"queues"`
 			}{all})
 		}
-		tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "QUEUE\tREADY\tLEASED\tDELAYED\tDEAD\t")
+		tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "QUEUE\tREADY\tLEASED\tDELAYED\tDEAD")
 		for _, s := range all {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", s.Name, s.Ready, s.Leased, s.Delayed, s.Dead)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", s.Name, s.Ready, s.Leased, s.Delayed, s.Dead)
 		}
 		return tw.Flush()
 	})

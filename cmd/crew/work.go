@@ -205,7 +205,10 @@ func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler
 
 	// The group's budget covers the drain, the SIGTERM-to-SIGKILL wait and
 	// the release of what was still running.
-	g := &crew.Group{StopTimeout: c.drain + c.killAfter + 5*time.Second, Logger: log}
+	// Its lines about workers starting and stopping say nothing to someone
+	// who runs crew work, so only its warnings and errors are kept.
+	groupLog := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	g := &crew.Group{StopTimeout: c.drain + c.killAfter + 5*time.Second, Logger: groupLog}
 	if c.health != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /livez", func(rw http.ResponseWriter, _ *http.Request) {
@@ -267,11 +270,9 @@ func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler
 	log.Info("stopped",
 		"done", w.succeeded.Load(), "retried", w.retried.Load(), "dead", w.dead.Load(),
 		"released", w.released.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
-	if err != nil {
-		log.Error("work failed", "err", err)
-		return exitCode(exitFailure)
-	}
-	if w.abandonedReleased.Load() > 0 {
+	// The group has logged what failed, such as a drain that had to release
+	// messages, naming them.
+	if err != nil || w.abandonedReleased.Load() > 0 {
 		return exitCode(exitFailure)
 	}
 	return nil
