@@ -352,7 +352,9 @@ func (w *worker) onResult(r queue.Result) {
 	w.log.Log(context.Background(), level, outcome.String(), attrs...)
 }
 
-// reportStatus logs a status line every interval until ctx ends.
+// reportStatus logs a status line every interval until ctx ends: messages
+// done (succeeded), failed (retried or dead-lettered), dead, in flight, and
+// how many finished per second since the previous line.
 func (w *worker) reportStatus(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -362,11 +364,13 @@ func (w *worker) reportStatus(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			done := w.succeeded.Load()
-			rate := float64(done-last) / now.Sub(lastAt).Seconds()
-			last, lastAt = done, now
+			done, failed := w.succeeded.Load(), w.retried.Load()+w.dead.Load()
+			// The rate counts every message finished, failed or not, since
+			// the last status line.
+			rate := float64(done+failed-last) / now.Sub(lastAt).Seconds()
+			last, lastAt = done+failed, now
 			w.log.Info("status",
-				"done", done, "failed", w.retried.Load()+w.dead.Load(), "dead", w.dead.Load(),
+				"done", done, "failed", failed, "dead", w.dead.Load(),
 				"in_flight", w.consumer.Stats().Running, "rate", fmt.Sprintf("%.1f/s", rate))
 		}
 	}
