@@ -15,6 +15,8 @@ func TestMain(m *testing.M) {
 
 // openDB opens a new queue file in a temporary directory and closes it when
 // the test ends.
+func sqliteSync(s string) sqlite.Option { return sqlite.Synchronous(s) }
+
 func openDB(t testing.TB, opts ...sqlite.Option) *sqlite.DB {
 	t.Helper()
 	return openPath(t, filepath.Join(t.TempDir(), "queue.db"), opts...)
