@@ -166,10 +166,11 @@ func (w *writer) run(group []*request) {
 	switch {
 	case err == nil:
 	case failed:
-		// The group rolled back: run each write alone, so that the
-		// failure is reported to its own caller only.
+		// The group rolled back: run each write alone, in a transaction
+		// of its own, so that the failure is reported to its own caller
+		// only and leaves nothing behind.
 		for _, r := range group {
-			r.err = r.fn(w)
+			r.err = w.tx(func() error { return r.fn(w) })
 		}
 	default:
 		for _, r := range group {
@@ -214,6 +215,9 @@ func (w *writer) stmt(query string) (driver.Stmt, error) {
 func (w *writer) bind(args []any) []driver.NamedValue {
 	w.args = w.args[:0]
 	for i, a := range args {
+		if n, ok := a.(int); ok {
+			a = int64(n) // the driver takes int64 only
+		}
 		w.args = append(w.args, driver.NamedValue{Ordinal: i + 1, Value: a})
 	}
 	return w.args
