@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -10,11 +11,16 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(crashChildEnv); spec != "" {
+		os.Exit(crashChild(spec)) // a consumer that TestCrashSafety started
+	}
 	goleak.VerifyTestMain(m)
 }
 
 // openDB opens a new queue file in a temporary directory and closes it when
 // the test ends.
+func sqliteSync(s string) sqlite.Option { return sqlite.Synchronous(s) }
+
 func openDB(t testing.TB, opts ...sqlite.Option) *sqlite.DB {
 	t.Helper()
 	return openPath(t, filepath.Join(t.TempDir(), "queue.db"), opts...)

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -96,9 +97,8 @@ func PollInterval(d time.Duration) Option {
 type DB struct {
 	path string
 	opts options
-	w    *sql.DB // the writer: one connection, every transaction BEGIN IMMEDIATE
+	w    *writer // every write, and Receive
 	r    *sql.DB // readers, for Stats, Dead and Queues
-	st   statements
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -146,7 +146,6 @@ func (db *DB) dsn(readOnly bool) string {
 		q.Set("_query_only", "1")
 	} else {
 		q.Set("_journal_mode", "WAL")
-		q.Set("_txlock", "immediate")
 	}
 	u := url.URL{Path: db.path}
 	return "file:" + u.EscapedPath() + "?" + q.Encode()
@@ -154,32 +153,23 @@ func (db *DB) dsn(readOnly bool) string {
 
 func (db *DB) open() error {
 	var err error
-	if db.w, err = sql.Open("sqlite", db.dsn(false)); err != nil {
+	if db.w, err = openWriter(db.dsn(false)); err != nil {
 		return err
 	}
-	// One writer connection: SQLite admits one writer at a time anyway, and
-	// database/sql then queues this process's writers fairly instead of
-	// letting them contend for the file lock.
-	db.w.SetMaxOpenConns(1)
-	db.w.SetMaxIdleConns(1)
-	db.w.SetConnMaxLifetime(0)
-	db.w.SetConnMaxIdleTime(0)
-
-	ctx := context.Background()
 	var mode string
-	if err := db.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	err = db.w.query("PRAGMA journal_mode", nil, func(vals []driver.Value) error {
+		mode = string(bytesValue(vals[0]))
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("the file could not be put in WAL mode (journal_mode is %q)", mode)
 	}
-	if err := migrate(ctx, db.w); err != nil {
+	if err := migrate(db.w); err != nil {
 		return err
 	}
-	if err := db.st.prepare(ctx, db.w); err != nil {
-		return err
-	}
-
 	if db.r, err = sql.Open("sqlite", db.dsn(true)); err != nil {
 		return err
 	}
@@ -205,9 +195,8 @@ func (db *DB) Close() error {
 
 func (db *DB) closeHandles() error {
 	var errs []error
-	db.st.close()
 	if db.w != nil {
-		errs = append(errs, db.w.Close())
+		errs = append(errs, db.w.close())
 	}
 	if db.r != nil {
 		errs = append(errs, db.r.Close())

@@ -26,8 +26,8 @@ func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 		return nil, err
 	}
 	rows, err := q.db.r.QueryContext(ctx, `
-		SELECT id, body, attributes, attempts, dead_reason, dead_at FROM messages
-		WHERE queue = ?1 AND state = 3 ORDER BY dead_at, id`, q.name)
+		SELECT id, body, attributes, attempts, dead_reason, ready_at FROM messages
+		WHERE queue = ?1 AND state = 2 ORDER BY ready_at, id`, q.name)
 	if err != nil {
 		return nil, q.wrap(err, "list dead letters")
 	}
@@ -79,33 +79,25 @@ func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
 		}
 		rowIDs[i] = id
 	}
-	const set = `UPDATE messages SET state = 0, attempts = 0, receipt = NULL, dead_reason = NULL, dead_at = NULL, visible_at = ?2
-		WHERE queue = ?1 AND state = 3`
 	var moved int64
-	err := q.db.write(ctx, func(tx *sql.Tx) error {
-		moved = 0
+	err := q.db.write(ctx, func(w *writer) error {
 		t := now()
 		if len(rowIDs) == 0 {
-			res, err := tx.ExecContext(ctx, set, q.name, t)
-			if err != nil {
-				return err
-			}
-			moved, err = res.RowsAffected()
+			n, _, err := w.exec(sqlRedriveAll, q.name, t)
+			moved = n
 			return err
 		}
-		st, err := tx.PrepareContext(ctx, set+` AND id = ?3`)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for _, id := range rowIDs {
-			n, err := execCount(ctx, st, q.name, t, id)
-			if err != nil {
-				return err
+		return w.tx(func() error {
+			moved = 0
+			for _, id := range rowIDs {
+				n, _, err := w.exec(sqlRedriveOne, q.name, t, id)
+				if err != nil {
+					return err
+				}
+				moved += n
 			}
-			moved += n
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return 0, q.wrap(err, "redrive")
@@ -123,12 +115,9 @@ func (q *Queue) Purge(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	var n int64
-	err := q.db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE queue = ?1 AND state = 3`, q.name)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+	err := q.db.write(ctx, func(w *writer) error {
+		var err error
+		n, _, err = w.exec(sqlPurge, q.name)
 		return err
 	})
 	if err != nil {

@@ -3,7 +3,7 @@ package sqlite
 import (
 	"cmp"
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +31,8 @@ type Queue struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed when a message may have become ready; nil when nobody waits
+
+	promotedAt int64 // when delayed messages were last promoted; guarded by the writer
 }
 
 var (
@@ -129,31 +131,29 @@ func (q *Queue) publish(ctx context.Context, bodies [][]byte, opts []queue.Publi
 		attrs = string(b)
 	}
 	t := now()
-	state, visible := stateReady, t
+	state, readyAt := int64(stateReady), t
 	if o.Delay > 0 {
-		state, visible = stateDelayed, t+o.Delay.Milliseconds()
-		if o.Delay%time.Millisecond != 0 {
-			visible++ // never earlier than asked
-		}
+		state, readyAt = stateDelayed, after(t, o.Delay)
 	}
 	ids := make([]string, len(bodies))
-	err := q.db.write(ctx, func(tx *sql.Tx) error {
-		st := tx.StmtContext(ctx, q.db.st.publish)
+	insert := func() error {
 		for i, body := range bodies {
 			if body == nil {
 				body = []byte{}
 			}
-			res, err := st.ExecContext(ctx, q.name, state, o.Priority, visible, body, attrs, t)
-			if err != nil {
-				return err
-			}
-			id, err := res.LastInsertId()
+			_, id, err := q.db.w.exec(sqlPublish, q.name, state, int64(o.Priority), readyAt, body, attrs, t)
 			if err != nil {
 				return err
 			}
 			ids[i] = strconv.FormatInt(id, 10)
 		}
 		return nil
+	}
+	err := q.db.write(ctx, func(w *writer) error {
+		if len(bodies) == 1 {
+			return insert() // one statement is a transaction of its own
+		}
+		return w.tx(insert)
 	})
 	if err != nil {
 		return nil, q.wrap(err, "publish")
@@ -162,18 +162,28 @@ func (q *Queue) publish(ctx context.Context, bodies [][]byte, opts []queue.Publi
 	return ids, nil
 }
 
+// after returns the Unix millisecond d after t, rounded up, so that nothing
+// becomes ready earlier than asked.
+func after(t int64, d time.Duration) int64 {
+	ms := d.Milliseconds()
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	return t + ms
+}
+
 // Receive waits until at least one message is ready, then leases up to max
-// ready messages for lease, in one transaction, and returns them: highest
-// priority first, then oldest. Each delivery counts as an attempt and gets a
+// ready messages (at most 1000) for lease, in one transaction, and returns
+// them: highest priority first, then oldest. Each delivery counts as an attempt and gets a
 // new receipt, which fences off every earlier holder of the message.
 //
-// While nothing is ready, Receive waits for a publish or Nack through this
-// DB (which wakes it at once), for the next leased or delayed message to
-// become ready, or for PollInterval to pass, whichever comes first, and
-// looks again. It returns ctx's cause (and no messages) if ctx ends while it
-// waits, an error wrapping ErrClosed if the DB is closed, and an error
-// naming the bad argument if max < 1 or lease <= 0. Messages whose lease
-// was committed are returned even if ctx ends meanwhile.
+// While nothing is ready, Receive waits for a publish, Nack or Redrive
+// through this DB (which wakes it at once), for the next delayed message to
+// become ready or lease to end, or for PollInterval to pass, whichever comes
+// first, and looks again. It returns ctx's cause (and no messages) if ctx
+// ends while it waits, an error wrapping ErrClosed if the DB is closed, and
+// an error naming the bad argument if max < 1 or lease <= 0. A lease that
+// has begun is committed and returned even if ctx ends meanwhile.
 func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*queue.Message, error) {
 	if err := q.check(); err != nil {
 		return nil, err
@@ -227,67 +237,86 @@ func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*q
 	}
 }
 
-// lease promotes what has become ready and leases up to max ready messages,
-// in one transaction. If there are none, it returns when the next leased or
-// delayed message becomes ready (Unix milliseconds), or 0 if none will.
+// leased is one row that lease returned.
+type leased struct {
+	m        *queue.Message
+	id       int64
+	priority int64
+}
+
+// promoteEvery is how often, at most, a busy Queue looks for delayed
+// messages whose time has come. An idle one looks before every wait.
+const promoteEvery = 10 * time.Millisecond
+
+// lease leases up to max ready messages. Before that, at most every
+// promoteEvery and always when nothing is ready, it makes ready the delayed
+// messages whose time has come: that is a transaction of its own, which
+// would otherwise double the cost of a busy Receive. If nothing is ready,
+// lease returns when the next delayed message becomes ready or lease ends
+// (Unix milliseconds), or 0 if nothing will.
 func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs []*queue.Message, next int64, err error) {
-	t := now()
 	r := receipt(rand.Int64())
-	leaseEnd := t + lease.Milliseconds()
-	if lease%time.Millisecond != 0 {
-		leaseEnd++
-	}
-	type row struct {
-		m        *queue.Message
-		priority int
-		id       int64
-	}
-	var rows []row
-	err = q.db.write(ctx, func(tx *sql.Tx) error {
-		rows = rows[:0]
-		if _, err := tx.StmtContext(ctx, q.db.st.promote).ExecContext(ctx, q.name, t); err != nil {
+	var rows []leased
+	err = q.db.write(ctx, func(w *writer) error {
+		rows, next = rows[:0], 0
+		t := now()
+		promoted := false
+		promote := func() error {
+			// A transaction of its own: promoting is idempotent, so
+			// nothing is lost if the lease then fails.
+			_, _, err := w.exec(sqlPromote, q.name, t)
+			promoted = true
+			q.promotedAt = t
 			return err
 		}
-		rs, err := tx.StmtContext(ctx, q.db.st.lease).QueryContext(ctx, q.name, max, int64(r), leaseEnd)
-		if err != nil {
-			return err
-		}
-		defer rs.Close()
-		for rs.Next() {
-			var (
-				rw    row
-				attrs sql.NullString
-				m     = &queue.Message{Receipt: r}
-			)
-			if err := rs.Scan(&rw.id, &rw.priority, &m.Attempt, &m.Body, &attrs); err != nil {
+		if t-q.promotedAt >= promoteEvery.Milliseconds() || t < q.promotedAt {
+			if err := promote(); err != nil {
 				return err
 			}
-			if attrs.Valid {
-				if err := json.Unmarshal([]byte(attrs.String), &m.Attributes); err != nil {
-					return fmt.Errorf("message %d: decode the attributes: %w", rw.id, err)
+		}
+		for {
+			err := w.query(sqlLease(min(max, maxReceive)), []any{q.name, t, int64(r), after(t, lease)}, func(vals []driver.Value) error {
+				rw := leased{id: int64Value(vals[0]), priority: int64Value(vals[1])}
+				rw.m = &queue.Message{
+					ID:      strconv.FormatInt(rw.id, 10),
+					Attempt: int(int64Value(vals[2])),
+					Body:    bytesValue(vals[3]),
+					Receipt: r,
+				}
+				if rw.m.Body == nil {
+					rw.m.Body = []byte{}
+				}
+				if a := bytesValue(vals[4]); a != nil {
+					if err := json.Unmarshal(a, &rw.m.Attributes); err != nil {
+						return fmt.Errorf("message %d: decode the attributes: %w", rw.id, err)
+					}
+				}
+				rows = append(rows, rw)
+				return nil
+			})
+			if err != nil || len(rows) > 0 {
+				return err
+			}
+			if promoted {
+				break
+			}
+			if err := promote(); err != nil {
+				return err
+			}
+		}
+		return w.query(sqlNextDue, []any{q.name, t}, func(vals []driver.Value) error {
+			for _, v := range vals {
+				if d := int64Value(v); d > 0 && (next == 0 || d < next) {
+					next = d
 				}
 			}
-			m.ID = strconv.FormatInt(rw.id, 10)
-			rw.m = m
-			rows = append(rows, rw)
-		}
-		if err := rs.Err(); err != nil {
-			return err
-		}
-		if len(rows) > 0 {
 			return nil
-		}
-		var nv sql.NullInt64
-		if err := tx.StmtContext(ctx, q.db.st.nextVisible).QueryRowContext(ctx, q.name).Scan(&nv); err != nil {
-			return err
-		}
-		next = nv.Int64
-		return nil
+		})
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	slices.SortFunc(rows, func(a, b row) int {
+	slices.SortFunc(rows, func(a, b leased) int {
 		if c := cmp.Compare(b.priority, a.priority); c != 0 {
 			return c
 		}
@@ -326,29 +355,76 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 		return err
 	}
 	var lost []error
-	err := q.db.write(ctx, func(tx *sql.Tx) error {
-		lost = lost[:0]
-		st := tx.StmtContext(ctx, q.db.st.ack)
-		for _, m := range msgs {
-			id, r, err := q.fence(m)
-			if err != nil {
-				lost = append(lost, err)
-				continue
-			}
-			n, err := execCount(ctx, st, id, q.name, int64(r))
-			if err != nil {
-				return fmt.Errorf("message %s: %w", m.ID, err)
-			}
-			if n == 0 {
-				lost = append(lost, q.leaseLost(m))
-			}
+	// Chunks of distinct messages, each deleted by one statement.
+	var chunks [][]*queue.Message
+	var chunk []*queue.Message
+	inChunk := make(map[int64]bool, min(len(msgs), ackBatch))
+	for _, m := range msgs {
+		id, _, err := q.fence(m)
+		if err != nil {
+			lost = append(lost, err)
+			continue
 		}
-		return nil
+		if len(chunk) == ackBatch || inChunk[id] {
+			chunks = append(chunks, chunk)
+			chunk = nil
+			clear(inChunk)
+		}
+		chunk = append(chunk, m)
+		inChunk[id] = true
+	}
+	if len(chunk) > 0 {
+		chunks = append(chunks, chunk)
+	}
+	if len(chunks) == 0 {
+		return errors.Join(lost...)
+	}
+	deleted := make([]map[int64]bool, len(chunks))
+	err := q.db.write(ctx, func(w *writer) error {
+		del := func() error {
+			for i, c := range chunks {
+				d, err := q.ack(w, c)
+				if err != nil {
+					return err
+				}
+				deleted[i] = d
+			}
+			return nil
+		}
+		if len(chunks) == 1 {
+			return del() // one statement is a transaction of its own
+		}
+		return w.tx(del)
 	})
 	if err != nil {
 		return q.wrap(err, "ack")
 	}
+	for i, c := range chunks {
+		for _, m := range c {
+			id, _, _ := q.fence(m)
+			if !deleted[i][id] {
+				lost = append(lost, q.leaseLost(m))
+			}
+		}
+	}
 	return errors.Join(lost...)
+}
+
+// ack deletes up to ackBatch distinct messages with one statement and
+// returns the IDs it deleted.
+func (q *Queue) ack(w *writer, msgs []*queue.Message) (map[int64]bool, error) {
+	args := make([]any, 1+2*len(msgs))
+	args[0] = q.name
+	for i, m := range msgs {
+		id, r, _ := q.fence(m)
+		args[1+2*i], args[2+2*i] = id, int64(r)
+	}
+	deleted := make(map[int64]bool, len(msgs))
+	err := w.query(sqlAcks[len(msgs)], args, func(vals []driver.Value) error {
+		deleted[int64Value(vals[0])] = true
+		return nil
+	})
+	return deleted, err
 }
 
 // Nack gives up m's lease: m becomes ready again after delay (at once for
@@ -356,15 +432,12 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 // valid. It fails with an error wrapping queue.ErrLeaseLost, and changes
 // nothing, if m's lease has passed on.
 func (q *Queue) Nack(ctx context.Context, m *queue.Message, delay time.Duration) error {
-	state, visible := stateReady, now()
+	t := now()
+	state, readyAt := int64(stateReady), t
 	if delay > 0 {
-		state = stateDelayed
-		visible += delay.Milliseconds()
-		if delay%time.Millisecond != 0 {
-			visible++
-		}
+		state, readyAt = stateDelayed, after(t, delay)
 	}
-	err := q.settle(ctx, m, "nack", q.db.st.nack, state, visible)
+	err := q.settle(ctx, m, "nack", sqlNack, state, readyAt)
 	if err == nil {
 		q.notify() // a waiting Receive takes it, or waits for its delay
 	}
@@ -378,11 +451,7 @@ func (q *Queue) Extend(ctx context.Context, m *queue.Message, lease time.Duratio
 	if lease <= 0 {
 		return fmt.Errorf("sqlite: queue %q: Extend(message %s, lease=%v): lease must be positive", q.name, m.ID, lease)
 	}
-	end := now() + lease.Milliseconds()
-	if lease%time.Millisecond != 0 {
-		end++
-	}
-	return q.settle(ctx, m, "extend", q.db.st.extend, end)
+	return q.settle(ctx, m, "extend", sqlExtend, after(now(), lease))
 }
 
 // DeadLetter moves m to the queue's dead letters with reason's text (see
@@ -394,12 +463,12 @@ func (q *Queue) DeadLetter(ctx context.Context, m *queue.Message, reason error) 
 	if reason != nil {
 		text = reason.Error()
 	}
-	return q.settle(ctx, m, "dead-letter", q.db.st.deadLetter, text, now())
+	return q.settle(ctx, m, "dead-letter", sqlDeadLetter, text, now())
 }
 
 // settle runs one fenced statement on m: the statement's first three
 // parameters are m's row ID, the queue and m's receipt, then args.
-func (q *Queue) settle(ctx context.Context, m *queue.Message, op string, st *sql.Stmt, args ...any) error {
+func (q *Queue) settle(ctx context.Context, m *queue.Message, op, query string, args ...any) error {
 	if err := q.check(); err != nil {
 		return err
 	}
@@ -408,9 +477,9 @@ func (q *Queue) settle(ctx context.Context, m *queue.Message, op string, st *sql
 		return err
 	}
 	var n int64
-	err = q.db.write(ctx, func(tx *sql.Tx) error {
+	err = q.db.write(ctx, func(w *writer) error {
 		var err error
-		n, err = execCount(ctx, tx.StmtContext(ctx, st), append([]any{id, q.name, int64(r)}, args...)...)
+		n, _, err = w.exec(query, append([]any{id, q.name, int64(r)}, args...)...)
 		return err
 	})
 	if err != nil {
@@ -422,27 +491,11 @@ func (q *Queue) settle(ctx context.Context, m *queue.Message, op string, st *sql
 	return nil
 }
 
-func execCount(ctx context.Context, st *sql.Stmt, args ...any) (int64, error) {
-	res, err := st.ExecContext(ctx, args...)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
-}
-
-// write runs fn in a write transaction (BEGIN IMMEDIATE, so that it never
-// has to upgrade a read lock, which could fail with SQLITE_BUSY whatever
-// the busy timeout) and commits it if fn returns nil.
-func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+// write runs fn with the writer connection, alone or together with other
+// writes in one transaction; see writer. fn may run more than once, so it
+// must reset what it reports before it starts.
+func (db *DB) write(ctx context.Context, fn func(w *writer) error) error {
+	return db.w.do(ctx, fn)
 }
 
 // Stats counts the queue's messages in each state.
@@ -460,13 +513,13 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	if err := q.check(); err != nil {
 		return s, err
 	}
-	var due int // leased or delayed, and their time has come
+	var due int // delayed, and their time has come
 	err := q.db.r.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 0),
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND visible_at > ?2),
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 2 AND visible_at > ?2),
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state IN (1, 2) AND visible_at <= ?2),
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 3)`,
+		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until <= ?2),
+		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until > ?2),
+		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND ready_at > ?2),
+		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND ready_at <= ?2),
+		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 2)`,
 		q.name, now()).Scan(&s.Ready, &s.Leased, &s.Delayed, &due, &s.Dead)
 	if err != nil {
 		return Stats{}, q.wrap(err, "stats")

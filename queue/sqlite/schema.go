@@ -2,20 +2,24 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
-// Message states, as stored in messages.state. A delayed message is one
-// published with a delay or nacked with one; a leased one has been received
-// and its lease has not been given up. Both have a visible_at, after which
-// the next Receive makes them ready again (promotes them): a leased message
-// keeps its receipt until then, so its holder may still settle it.
+// Message states, as stored in messages.state.
+//
+// A message in stateReady is ready, or leased: lease_until says until when
+// its current lease lasts, and a Receive takes it only once that time has
+// passed. Leasing a message thus changes no indexed column, which keeps
+// Receive cheap. A message in stateDelayed waits for ready_at (a delayed
+// publish, or a Nack with a delay); the next Receive after that moves it to
+// stateReady. Dead letters stay in stateDead until redriven or purged.
 const (
 	stateReady   = 0
-	stateLeased  = 1
-	stateDelayed = 2
-	stateDead    = 3
+	stateDelayed = 1
+	stateDead    = 2
 )
 
 // migrations are the schema's versions: migrations[i] takes the schema from
@@ -25,116 +29,134 @@ var migrations = []string{
 	// 1: the messages table. Times are Unix milliseconds. IDs come from
 	// AUTOINCREMENT so that an ID is never reused, even after the newest
 	// message is deleted: a stale holder, a log line or a dead-letter
-	// listing can never name a different message.
+	// listing never names a different message.
 	`CREATE TABLE messages (
 		id          INTEGER PRIMARY KEY AUTOINCREMENT,
 		queue       TEXT    NOT NULL,
-		state       INTEGER NOT NULL,
-		priority    INTEGER NOT NULL DEFAULT 0,
-		visible_at  INTEGER NOT NULL,
-		attempts    INTEGER NOT NULL DEFAULT 0,
-		receipt     INTEGER,
+		state       INTEGER NOT NULL,           -- stateReady, stateDelayed or stateDead
+		priority    INTEGER NOT NULL,
+		ready_at    INTEGER NOT NULL,           -- delayed: when it becomes ready; dead: when it died
+		lease_until INTEGER NOT NULL DEFAULT 0, -- ready: when the current lease ends (0: not leased)
+		attempts    INTEGER NOT NULL DEFAULT 0, -- deliveries so far
+		receipt     INTEGER,                    -- the current delivery's receipt; NULL when none is valid
 		body        BLOB    NOT NULL,
-		attributes  TEXT,
+		attributes  TEXT,                       -- a JSON object, or NULL when there are none
 		created_at  INTEGER NOT NULL,
-		dead_reason TEXT,
-		dead_at     INTEGER
+		dead_reason TEXT
 	) STRICT;
 	-- Receive takes ready messages in this order; Stats, Dead, Redrive,
 	-- Purge and Queues use its (queue, state) prefix.
 	CREATE INDEX messages_by_priority ON messages (queue, state, priority DESC, id);
-	-- Leased and delayed messages by the time they become ready again.
-	CREATE INDEX messages_by_time ON messages (queue, state, visible_at) WHERE state IN (1, 2);`,
+	-- Delayed messages by the time they become ready.
+	CREATE INDEX messages_delayed ON messages (queue, ready_at) WHERE state = 1;`,
 }
 
-// migrate brings the schema of the file behind w up to date, in one
-// transaction, so that processes opening a new file at once neither fail
-// nor migrate twice.
-func migrate(ctx context.Context, w *sql.DB) error {
-	tx, err := w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: holds the write lock
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	defer tx.Rollback()
-	var version int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return fmt.Errorf("migrate: read the schema version: %w", err)
-	}
-	if version > len(migrations) {
-		return fmt.Errorf("the file's schema version is %d, but this version of crew's queue/sqlite knows only up to %d: upgrade it", version, len(migrations))
-	}
-	if version == len(migrations) {
-		return nil
-	}
-	for v := version; v < len(migrations); v++ {
-		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			return fmt.Errorf("migrate the schema from version %d to %d: %w", v, v+1, err)
-		}
-	}
-	// PRAGMA takes no parameters; the version is a number we control.
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
-		return fmt.Errorf("migrate: set the schema version: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migrate: commit: %w", err)
-	}
-	return nil
-}
-
-// statements are the writer's prepared statements. Parameters are numbered
-// so that each can be read next to its query.
-type statements struct {
-	publish, promote, lease, nextVisible *sql.Stmt
-	ack, nack, extend, deadLetter        *sql.Stmt
-	all                                  []*sql.Stmt
-}
-
-func (s *statements) prepare(ctx context.Context, w *sql.DB) error {
-	for _, p := range []struct {
-		stmt  **sql.Stmt
-		query string
-	}{
-		{&s.publish, `INSERT INTO messages (queue, state, priority, visible_at, body, attributes, created_at)
-			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`},
-		// ?1 queue, ?2 now: make ready every leased and delayed message
-		// whose time has come.
-		{&s.promote, `UPDATE messages SET state = 0
-			WHERE queue = ?1 AND state IN (1, 2) AND visible_at <= ?2`},
-		// ?1 queue, ?2 max, ?3 receipt, ?4 lease end. RETURNING gives no
-		// order: Receive sorts the batch itself.
-		{&s.lease, `UPDATE messages SET state = 1, attempts = attempts + 1, receipt = ?3, visible_at = ?4
-			WHERE id IN (SELECT id FROM messages WHERE queue = ?1 AND state = 0 ORDER BY priority DESC, id LIMIT ?2)
-			RETURNING id, priority, attempts, body, attributes`},
-		// ?1 queue: when the next leased or delayed message becomes ready.
-		{&s.nextVisible, `SELECT min(t) FROM (
-			SELECT min(visible_at) AS t FROM messages WHERE queue = ?1 AND state = 1
-			UNION ALL
-			SELECT min(visible_at) FROM messages WHERE queue = ?1 AND state = 2)`},
-		// ?1 id, ?2 queue, ?3 receipt: the fence of every settling statement.
-		{&s.ack, `DELETE FROM messages WHERE id = ?1 AND queue = ?2 AND receipt = ?3`},
-		// ?4 state (ready or delayed), ?5 visible_at.
-		{&s.nack, `UPDATE messages SET state = ?4, receipt = NULL, visible_at = ?5
-			WHERE id = ?1 AND queue = ?2 AND receipt = ?3`},
-		// ?4 lease end.
-		{&s.extend, `UPDATE messages SET state = 1, visible_at = ?4
-			WHERE id = ?1 AND queue = ?2 AND receipt = ?3`},
-		// ?4 reason, ?5 now.
-		{&s.deadLetter, `UPDATE messages SET state = 3, receipt = NULL, dead_reason = ?4, dead_at = ?5, visible_at = ?5
-			WHERE id = ?1 AND queue = ?2 AND receipt = ?3`},
-	} {
-		st, err := w.PrepareContext(ctx, p.query)
+// migrate brings the file's schema up to date in one transaction, so that
+// processes that open a new file at the same time neither fail nor migrate
+// twice. It runs with w locked.
+func migrate(w *writer) error {
+	return w.tx(func() error {
+		var version int64
+		err := w.query("PRAGMA user_version", nil, func(vals []driver.Value) error {
+			version = int64Value(vals[0])
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("prepare %q: %w", p.query, err)
+			return fmt.Errorf("read the schema version: %w", err)
 		}
-		*p.stmt = st
-		s.all = append(s.all, st)
-	}
-	return nil
+		if version > int64(len(migrations)) {
+			return fmt.Errorf("the file's schema version is %d, but this version of crew's queue/sqlite knows only up to %d: upgrade it", version, len(migrations))
+		}
+		for v := int(version); v < len(migrations); v++ {
+			if _, err := w.conn.(driver.ExecerContext).ExecContext(context.Background(), migrations[v], nil); err != nil {
+				return fmt.Errorf("migrate the schema from version %d to %d: %w", v, v+1, err)
+			}
+		}
+		if version < int64(len(migrations)) {
+			// PRAGMA takes no parameters; the version is a number of ours.
+			if _, _, err := w.exec(fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+				return fmt.Errorf("set the schema version: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
-func (s *statements) close() {
-	for _, st := range s.all {
-		st.Close()
+// The writer's statements. Parameters are numbered so that each can be
+// read next to its query.
+const (
+	// ?1 queue, ?2 state, ?3 priority, ?4 ready_at, ?5 body, ?6 attributes, ?7 now.
+	sqlPublish = `INSERT INTO messages (queue, state, priority, ready_at, body, attributes, created_at)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`
+	// ?1 queue, ?2 now: make ready the delayed messages whose time has come.
+	sqlPromote = `UPDATE messages SET state = 0, lease_until = 0
+		WHERE queue = ?1 AND state = 1 AND ready_at <= ?2`
+	// ?1 queue, ?2 now: when the next delayed message becomes ready, and
+	// when the next lease ends. Nothing is ready when this runs, so the
+	// second scan reads leased messages only.
+	sqlNextDue = `SELECT
+		(SELECT min(ready_at) FROM messages WHERE queue = ?1 AND state = 1),
+		(SELECT min(lease_until) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until > ?2)`
+	// Settling statements: ?1 id, ?2 queue, ?3 receipt is the fence.
+	// Nack: ?4 state (ready or delayed), ?5 ready_at.
+	sqlNack = `UPDATE messages SET state = ?4, ready_at = ?5, lease_until = 0, receipt = NULL
+		WHERE id = ?1 AND queue = ?2 AND receipt = ?3`
+	// Extend: ?4 lease end.
+	sqlExtend = `UPDATE messages SET lease_until = ?4
+		WHERE id = ?1 AND queue = ?2 AND receipt = ?3`
+	// DeadLetter: ?4 reason, ?5 now.
+	sqlDeadLetter = `UPDATE messages SET state = 2, ready_at = ?5, lease_until = 0, receipt = NULL, dead_reason = ?4
+		WHERE id = ?1 AND queue = ?2 AND receipt = ?3`
+	// Redrive: ?1 queue, ?2 now, and ?3 id for one message.
+	sqlRedriveAll = `UPDATE messages SET state = 0, ready_at = ?2, lease_until = 0, attempts = 0, receipt = NULL, dead_reason = NULL
+		WHERE queue = ?1 AND state = 2`
+	sqlRedriveOne = sqlRedriveAll + ` AND id = ?3`
+	sqlPurge      = `DELETE FROM messages WHERE queue = ?1 AND state = 2`
+)
+
+// sqlLease returns the statement that leases up to limit messages: ?1
+// queue, ?2 now, ?3 receipt, ?4 lease end. Only unindexed columns change.
+// RETURNING gives no order: Receive sorts the batch. The limit is part of
+// the text because SQLite recompiles a statement whose LIMIT parameter is
+// bound to a new value, which costs more than the statement itself.
+func sqlLease(limit int) string {
+	return `UPDATE messages SET lease_until = ?4, attempts = attempts + 1, receipt = ?3
+		WHERE id IN (
+			SELECT id FROM messages WHERE queue = ?1 AND state = 0 AND lease_until <= ?2
+			ORDER BY priority DESC, id LIMIT ` + strconv.Itoa(limit) + `)
+		RETURNING id, priority, attempts, body, attributes`
+}
+
+// maxReceive is the most messages one Receive returns.
+const maxReceive = 1000
+
+// ackBatch is the most messages one Ack statement deletes.
+const ackBatch = 32
+
+// sqlAcks[n] deletes n messages; see sqlAck. Binding unused parameters
+// costs more than preparing a statement per size.
+var sqlAcks = func() (s []string) {
+	s = make([]string, ackBatch+1)
+	for n := 1; n <= ackBatch; n++ {
+		s[n] = sqlAck(n)
 	}
-	s.all = nil
+	return s
+}()
+
+// sqlAck returns the statement that deletes up to n messages, each fenced
+// by its receipt: ?1 queue, then for message i, ?(2i+2) its ID and ?(2i+3)
+// its receipt. It returns the IDs of the rows it deleted. The CASE form,
+// unlike a row-value IN, lets SQLite look each row up by its ID; the
+// unary + keeps it from scanning the queue's index instead.
+func sqlAck(n int) string {
+	var ids, cases strings.Builder
+	for i := range n {
+		if i > 0 {
+			ids.WriteString(", ")
+		}
+		fmt.Fprintf(&ids, "?%d", 2*i+2)
+		fmt.Fprintf(&cases, " WHEN ?%d THEN ?%d", 2*i+2, 2*i+3)
+	}
+	return fmt.Sprintf(`DELETE FROM messages WHERE +queue = ?1 AND id IN (%s) AND receipt = CASE id%s END RETURNING id`,
+		ids.String(), cases.String())
 }
