@@ -1,0 +1,55 @@
+// Command crew runs any program as a graceful queue worker, and maps lines
+// of input through a command in parallel, with crew's guarantees: bounded
+// concurrency, leases that are extended while work runs, retries with
+// backoff, dead letters, and a stop that lets running work finish.
+//
+// # Commands
+//
+//	crew enqueue [--queue URL] [--delay D] [--priority N] [BODY...]
+//	crew work    [--queue URL] [-c N] [--lease D] [--max-attempts N] [--timeout D]
+//	             [--drain D] [--kill-after D] [--retry-delay D] [--health ADDR]
+//	             [--exit-when-empty] [--status-every D] (-- CMD [ARGS...] | --post URL)
+//	crew stats   [--queue URL] [--json]
+//	crew dead    list [--json] | redrive (--all | ID...) | purge
+//	crew run     [-j N] [--timeout D] [--kill-after D] [--retries N] [--joblog FILE]
+//	             [--resume] [--halt-on-error] [--progress auto|always|never] -- CMD [ARGS...]
+//
+// enqueue adds one message per BODY, or per line of standard input, and
+// prints their IDs. work runs CMD once per message, the body on its
+// standard input and CREW_MESSAGE_ID and CREW_ATTEMPT in its environment;
+// exit status 0 acknowledges the message, anything else retries it with
+// backoff until --max-attempts deliveries, after which it is a dead letter.
+// Every delivery counts as an attempt, including one whose worker was
+// killed. stats counts messages by state; dead lists, redrives and purges
+// dead letters. run is xargs -P with a resumable job log in GNU parallel's
+// format.
+//
+// # Queues
+//
+// A queue is a URL, from --queue or $CREW_QUEUE, by default
+// sqlite://crew.db: queue "default" of an SQLite file in the working
+// directory, created on first use. sqlite://path.db?queue=NAME picks
+// another queue; synchronous, busy_timeout and poll_interval tune the
+// database. Other backends plug in through the scheme registry of package
+// internal/backend.
+//
+// # Stopping and children
+//
+// Children run in process groups of their own, so that a terminal's Ctrl-C
+// (SIGINT to the foreground group) reaches crew alone and crew decides how
+// they stop. For crew work, the first SIGINT or SIGTERM stops receiving
+// and lets running commands finish; at --drain (default 25s, inside
+// Kubernetes' 30-second grace period) the commands still running get
+// SIGTERM to their process group, SIGKILL --kill-after (10s) later, and
+// their messages are released for another delivery. A second signal does
+// that at once. For crew run, the first signal stops starting jobs and the
+// second stops the running ones the same way.
+//
+// # Exit status
+//
+//	0  success: every job or message succeeded, or a drain completed
+//	1  a job failed, a drain had to release messages, or an operation failed
+//	   (such as a queue file that is not a database)
+//	2  a wrong command line: an unknown command, flag or queue scheme, a
+//	   missing CMD, a bad number
+package main

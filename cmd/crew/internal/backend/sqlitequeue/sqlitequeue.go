@@ -1,0 +1,109 @@
+// Package sqlitequeue opens sqlite:// queue URLs with the module
+// github.com/crewgo/crew/queue/sqlite, crew's embedded durable queue.
+//
+// The URL names a file, relative to the working directory or absolute, and
+// its query selects the queue and tunes the database:
+//
+//	sqlite://crew.db                     queue "default" of ./crew.db
+//	sqlite://data/jobs.db?queue=emails   queue "emails" of ./data/jobs.db
+//	sqlite:///var/lib/crew/jobs.db       an absolute path
+//
+// Query parameters: queue (default "default"), synchronous (FULL, the
+// default, or NORMAL), busy_timeout (such as 5s) and poll_interval (how
+// often a waiting worker looks for messages that other processes published,
+// such as 100ms).
+package sqlitequeue
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/crewgo/crew/cmd/crew/internal/backend"
+	"github.com/crewgo/crew/queue/sqlite"
+)
+
+// DefaultQueue is the queue a URL without ?queue= selects.
+const DefaultQueue = "default"
+
+// Open opens the queue that u names. See the package documentation for the
+// URL's form. Wrong parameters are *backend.URLError errors; a file that
+// cannot be opened, or is not a queue database, is another error.
+func Open(u *url.URL) (backend.Backend, error) {
+	path := u.Opaque
+	if path == "" {
+		path = u.Host + u.Path
+	}
+	if path == "" {
+		return nil, backend.BadURL("queue URL %q names no file: want sqlite://FILE, such as sqlite://crew.db", u.String())
+	}
+	name := DefaultQueue
+	var opts []sqlite.Option
+	params := u.Query()
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := params.Get(k)
+		switch k {
+		case "queue":
+			if v == "" {
+				return nil, backend.BadURL("queue URL %q: the queue name must not be empty", u.String())
+			}
+			name = v
+		case "synchronous":
+			if m := strings.ToUpper(v); m != "FULL" && m != "NORMAL" {
+				return nil, backend.BadURL("queue URL %q: synchronous must be FULL or NORMAL, not %q", u.String(), v)
+			}
+			opts = append(opts, sqlite.Synchronous(v))
+		case "busy_timeout", "poll_interval":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Millisecond {
+				return nil, backend.BadURL("queue URL %q: %s must be a duration of at least 1ms, such as 5s, not %q", u.String(), k, v)
+			}
+			if k == "busy_timeout" {
+				opts = append(opts, sqlite.BusyTimeout(d))
+			} else {
+				opts = append(opts, sqlite.PollInterval(d))
+			}
+		default:
+			return nil, backend.BadURL("queue URL %q: unknown parameter %q (known: queue, synchronous, busy_timeout, poll_interval)", u.String(), k)
+		}
+	}
+	db, err := sqlite.Open(path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &queueBackend{Queue: db.Queue(name), db: db}, nil
+}
+
+// queueBackend is one queue of an open database.
+type queueBackend struct {
+	*sqlite.Queue // Source, Publisher and Name
+	db            *sqlite.DB
+}
+
+func (b *queueBackend) Queues(ctx context.Context) ([]string, error) { return b.db.Queues(ctx) }
+
+func (b *queueBackend) Stats(ctx context.Context, name string) (backend.Stats, error) {
+	s, err := b.db.Queue(name).Stats(ctx)
+	return backend.Stats{Ready: s.Ready, Leased: s.Leased, Delayed: s.Delayed, Dead: s.Dead}, err
+}
+
+func (b *queueBackend) Dead(ctx context.Context) ([]backend.DeadMessage, error) {
+	dead, err := b.Queue.Dead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]backend.DeadMessage, len(dead))
+	for i, d := range dead {
+		out[i] = backend.DeadMessage{Message: d.Message, Reason: d.Reason, At: d.At}
+	}
+	return out, nil
+}
+
+func (b *queueBackend) Close() error { return b.db.Close() }

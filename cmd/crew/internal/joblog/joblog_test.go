@@ -1,0 +1,144 @@
+package joblog
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestEntryIsOneLineOfNineTabSeparatedFields(t *testing.T) {
+	e := Entry{
+		Seq:     12,
+		Start:   time.UnixMilli(1763769600123),
+		Runtime: 1500 * time.Millisecond,
+		Exitval: 2,
+		Command: "printf 'a\tb\nc'",
+	}
+	want := "12\t:\t1763769600.123\t   1.500\t0\t0\t2\t0\tprintf 'a b c'\n"
+	if got := e.String(); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+func TestReadParsesWhatWriterWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.log")
+	w, err := Create(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []Entry{
+		{Seq: 1, Start: time.UnixMilli(1000), Runtime: 5 * time.Millisecond, Command: "true 1"},
+		{Seq: 2, Start: time.UnixMilli(2000), Runtime: time.Second, Exitval: -1, Signal: 15, Command: "sleep 2"},
+	}
+	for _, e := range in {
+		if err := w.Write(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out, err := Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) {
+		t.Fatalf("read %d entries, wrote %d", len(out), len(in))
+	}
+	for i := range in {
+		if out[i] != in[i] {
+			t.Errorf("entry %d: read %+v, wrote %+v", i, out[i], in[i])
+		}
+	}
+	if !out[0].Done() || out[1].Done() {
+		t.Errorf("Done: %v, %v; want true, false", out[0].Done(), out[1].Done())
+	}
+}
+
+func TestDoneSeqsCountsOnlySuccessfulJobs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.log")
+	log := Header +
+		"1\t:\t1.000\t0.100\t0\t0\t0\t0\tok\n" +
+		"2\t:\t1.000\t0.100\t0\t0\t1\t0\tfailed\n" +
+		"3\t:\t1.000\t0.100\t0\t0\t0\t9\tkilled\n" +
+		"4\t:\t1.0" // cut short by a crash
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done, err := DoneSeqs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != 1 || !done[1] {
+		t.Errorf("done = %v, want only 1", done)
+	}
+
+	if done, err := DoneSeqs(filepath.Join(t.TempDir(), "absent.log")); err != nil || len(done) != 0 {
+		t.Errorf("a missing log: %v, %v; want none done and no error", done, err)
+	}
+}
+
+func TestReadRejectsMalformedLinesByNumber(t *testing.T) {
+	for _, tc := range []struct{ log, want string }{
+		{Header + "1\t:\t1\n", "line 2: want 9 tab-separated fields, found 3"},
+		{Header + "x\t:\t1\t1\t0\t0\t0\t0\tc\n", `line 2: Seq "x" is not a whole number`},
+		{Header + "1\t:\tnow\t1\t0\t0\t0\t0\tc\n", `line 2: Starttime "now" is not a number`},
+	} {
+		_, err := Read(strings.NewReader(tc.log))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("Read(%q) = %v, want %q", tc.log, err, tc.want)
+		}
+	}
+}
+
+func TestCreateWithResumeAppendsAfterTheLastWholeLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.log")
+	if err := os.WriteFile(path, []byte(Header+"1\t:\t1.000\t0.100\t0\t0\t0\t0\tok\n2\t:\t1.0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Create(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(Entry{Seq: 2, Start: time.UnixMilli(1000), Command: "again"}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	data, _ := os.ReadFile(path)
+	want := Header + "1\t:\t1.000\t0.100\t0\t0\t0\t0\tok\n" + "2\t:\t1.000\t   0.000\t0\t0\t0\t0\tagain\n"
+	if string(data) != want {
+		t.Errorf("log:\n%q\nwant:\n%q", data, want)
+	}
+
+	// Without resume, the log starts afresh, header first.
+	if w, err = Create(path, false); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if data, _ := os.ReadFile(path); string(data) != Header {
+		t.Errorf("fresh log: %q, want just the header", data)
+	}
+
+	// A log that holds only half a header gets a whole one.
+	if err := os.WriteFile(path, []byte("Seq\tHo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if w, err = Create(path, true); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if data, _ := os.ReadFile(path); string(data) != Header {
+		t.Errorf("resumed half header: %q, want just the header", data)
+	}
+}

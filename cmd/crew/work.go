@@ -1,0 +1,495 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crewgo/crew"
+	"github.com/crewgo/crew/backoff"
+	"github.com/crewgo/crew/cmd/crew/internal/backend"
+	"github.com/crewgo/crew/cmd/crew/internal/proc"
+	"github.com/crewgo/crew/queue"
+)
+
+// workConfig is what the flags of crew work say.
+type workConfig struct {
+	concurrency   int
+	lease         time.Duration
+	maxAttempts   int
+	timeout       time.Duration
+	drain         time.Duration
+	killAfter     time.Duration
+	retryDelay    time.Duration
+	health        string
+	exitWhenEmpty bool
+	post          string
+	statusEvery   time.Duration
+	pollEvery     time.Duration // how often --exit-when-empty looks at the queue
+}
+
+func (a *app) workCmd() *cobra.Command {
+	c := workConfig{pollEvery: 100 * time.Millisecond}
+	cmd := &cobra.Command{
+		Use:   "work [flags] (-- CMD [ARGS...] | --post URL)",
+		Short: "Run a command once per queue message, and drain gracefully on SIGTERM",
+		Long: `Work receives messages from a queue and runs CMD once per message, up to -c
+at once, with the message's body on CMD's standard input and, in CMD's
+environment, crew's own plus CREW_MESSAGE_ID and CREW_ATTEMPT. CMD runs
+directly, not through a shell (write sh -c '...' for one); its output goes
+straight to crew's. With --post URL instead of CMD, each body is POSTed to
+URL, with the headers X-Crew-Message-Id and X-Crew-Attempt.
+
+Exit status 0 (or a 2xx response) acknowledges the message: it is deleted.
+Anything else makes it ready again after a backoff that starts at
+--retry-delay and doubles up to 5 minutes; every delivery counts as an
+attempt, even one whose worker was killed, and after --max-attempts the
+message becomes a dead letter (see crew dead). While CMD runs, the message's
+lease is extended every third of --lease, so CMD may run far longer than the
+lease; if crew itself dies, the message comes back when the lease ends.
+
+Stopping. The first SIGINT or SIGTERM stops receiving: running commands
+finish (they are not signalled), and crew exits 0 once they have. At --drain
+after the signal, the commands still running get SIGTERM, SIGKILL after
+--kill-after, and their messages are given back to the queue for another
+delivery; crew then exits 1. A second signal does the same at once. Commands
+run in process groups of their own, so a terminal's Ctrl-C reaches crew
+alone.
+
+--exit-when-empty exits 0 once crew holds no message and the queue has no
+ready, leased or delayed message: it waits for messages leased by other
+workers, and for retries, to come back, and handles them.
+
+--health ADDR serves /livez (200 while crew runs) and /readyz (200 while
+crew receives, 503 from the first signal on) on ADDR.
+
+Logs go to standard error: one line per message outcome (succeeded, retried,
+dead-lettered, released, lease-lost) and a status line every --status-every.`,
+		Example: `  # Handle every message of the default queue, then exit.
+  crew work --exit-when-empty -- sh -c 'cat; echo'
+
+  # A Python worker, 8 at a time, with a health endpoint for Kubernetes.
+  crew work -c 8 --health :8080 --queue sqlite:///data/jobs.db -- python3 worker.py
+
+  # Forward every message to an HTTP endpoint.
+  crew work --post http://localhost:8080/hooks/job`,
+		Args: cobra.ArbitraryArgs,
+	}
+	queueURL := a.queueFlag(cmd)
+	f := cmd.Flags()
+	f.SetInterspersed(false) // flags end at CMD, so CMD's own flags stay its own
+	f.IntVarP(&c.concurrency, "concurrency", "c", 1, "run up to `N` commands at once")
+	f.DurationVar(&c.lease, "lease", queue.DefaultLease, "lease messages for `D`, extended while their command runs")
+	f.IntVar(&c.maxAttempts, "max-attempts", queue.DefaultMaxAttempts, "dead-letter a message after `N` deliveries")
+	f.DurationVar(&c.timeout, "timeout", 0, "stop a command that runs longer than `D` and retry its message; 0 for no limit")
+	f.DurationVar(&c.drain, "drain", queue.DefaultDrainTimeout, "after a signal, let running commands finish for up to `D`")
+	f.DurationVar(&c.killAfter, "kill-after", 10*time.Second, "after SIGTERM, give a command `D` before SIGKILL")
+	f.DurationVar(&c.retryDelay, "retry-delay", time.Second, "wait about `D` before the first retry, doubling for each later one")
+	f.StringVar(&c.health, "health", "", "serve /livez and /readyz on `ADDR`, such as :8080")
+	f.BoolVar(&c.exitWhenEmpty, "exit-when-empty", false, "exit once the queue has no ready, leased or delayed message")
+	f.StringVar(&c.post, "post", "", "POST each message's body to `URL` instead of running a command (2xx acknowledges)")
+	f.DurationVar(&c.statusEvery, "status-every", 5*time.Second, "log a status line every `D`; 0 for none")
+
+	cmd.RunE = a.runE(func(cmd *cobra.Command, args []string) error {
+		if err := c.check(args); err != nil {
+			return err
+		}
+		var handler queue.Handler
+		if c.post != "" {
+			h := newPoster(c.post, c.concurrency)
+			defer h.client.CloseIdleConnections()
+			handler = h.handle
+		} else {
+			path, err := proc.LookPath(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			handler = (&commandHandler{
+				path: path, args: args, env: a.environ(),
+				killAfter: c.killAfter, stdout: a.stdout, stderr: a.stderr,
+			}).handle
+		}
+		q, err := openQueue(queueURL())
+		if err != nil {
+			return err
+		}
+		defer q.Close()
+		return a.work(cmd.Context(), q, handler, c)
+	})
+	return cmd
+}
+
+// check rejects flag values that make no sense.
+func (c *workConfig) check(args []string) error {
+	switch {
+	case len(args) == 0 && c.post == "":
+		return usagef("missing CMD: give the command to run after --, or --post URL")
+	case len(args) > 0 && c.post != "":
+		return usagef("give either a CMD or --post URL, not both")
+	case c.concurrency < 1:
+		return usagef("-c must be at least 1, not %d", c.concurrency)
+	case c.lease <= 0:
+		return usagef("--lease must be positive, not %v", c.lease)
+	case c.maxAttempts < 1:
+		return usagef("--max-attempts must be at least 1, not %d", c.maxAttempts)
+	case c.timeout < 0:
+		return usagef("--timeout must not be negative, not %v", c.timeout)
+	case c.drain <= 0:
+		return usagef("--drain must be positive, not %v", c.drain)
+	case c.killAfter < 0:
+		return usagef("--kill-after must not be negative, not %v", c.killAfter)
+	case c.retryDelay < 0:
+		return usagef("--retry-delay must not be negative, not %v", c.retryDelay)
+	case c.statusEvery < 0:
+		return usagef("--status-every must not be negative, not %v", c.statusEvery)
+	}
+	if c.post != "" {
+		u, err := url.Parse(c.post)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usagef("--post wants an http:// or https:// URL, not %q", c.post)
+		}
+	}
+	return nil
+}
+
+// errSecondSignal is the cause that handlers see when a second signal
+// stops them before the drain deadline.
+var errSecondSignal = errors.New("stopped by a second signal")
+
+// worker is one run of crew work.
+type worker struct {
+	log      *slog.Logger
+	consumer *queue.Consumer
+
+	hurry       context.Context // ends at the second signal
+	hurryCancel context.CancelCauseFunc
+	abandoned   sync.Map // *queue.Message → struct{}: failed because of the second signal
+
+	succeeded, retried, dead, released, lost atomic.Int64
+	abandonedReleased                        atomic.Int64
+}
+
+// work runs the consumer under a crew.Group, with crew's signal handling:
+// the first signal drains, the second one stops the commands at once.
+func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler, c workConfig) error {
+	log := slog.New(slog.NewTextHandler(a.stderr, nil))
+	w := &worker{log: log}
+	w.hurry, w.hurryCancel = context.WithCancelCause(context.Background())
+	defer w.hurryCancel(nil)
+
+	w.consumer = &queue.Consumer{
+		Source:         &abandoningSource{Source: q, abandoned: &w.abandoned},
+		Handler:        w.wrap(handler),
+		Concurrency:    c.concurrency,
+		Lease:          c.lease,
+		MaxAttempts:    c.maxAttempts,
+		Retry:          backoff.EqualJitter(backoff.Exponential(c.retryDelay, 5*time.Minute)),
+		HandlerTimeout: c.timeout,
+		DrainTimeout:   c.drain,
+		Logger:         slog.New(dropOutcomeLines{log.Handler()}),
+		OnResult:       w.onResult,
+	}
+
+	// The group's budget covers the drain, the SIGTERM-to-SIGKILL wait and
+	// the release of what was still running.
+	// Its lines about workers starting and stopping say nothing to someone
+	// who runs crew work, so only its warnings and errors are kept.
+	groupLog := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	g := &crew.Group{StopTimeout: c.drain + c.killAfter + 5*time.Second, Logger: groupLog}
+	if c.health != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /livez", func(rw http.ResponseWriter, _ *http.Request) {
+			rw.Header().Set("Cache-Control", "no-store")
+			fmt.Fprintln(rw, "ok")
+		})
+		mux.Handle("GET /readyz", g.ReadyHandler())
+		srv := &http.Server{Addr: c.health, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		g.Add("health", crew.HTTPServer(srv), crew.WaitReady())
+		// The consumer stops first and the health server last, so that the
+		// probes answer during the whole drain.
+		g.Add("consumer", w.consumer, crew.After("health"))
+	} else {
+		g.Add("consumer", w.consumer)
+	}
+	if c.statusEvery > 0 {
+		g.Add("status", crew.Func(func(ctx context.Context) error {
+			w.reportStatus(ctx, c.statusEvery)
+			return nil
+		}), crew.After("consumer"))
+	}
+	if c.exitWhenEmpty {
+		g.Add("exit-when-empty", crew.Func(func(ctx context.Context) error {
+			w.waitEmpty(ctx, q, c.pollEvery)
+			return nil
+		}))
+	}
+
+	sigs := make(chan os.Signal, 2)
+	a.notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer a.stopNotify(sigs)
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- g.Run(runCtx) }()
+
+	var err error
+	for n := 0; ; {
+		select {
+		case err = <-done:
+		case sig := <-sigs:
+			n++
+			switch n {
+			case 1:
+				log.Info("received signal; draining: running commands finish, no new message is received; send it again to stop them now",
+					"signal", sig.String(), "drain", c.drain)
+				stop(&crew.SignalError{Signal: sig})
+			case 2:
+				log.Warn("received second signal; stopping the running commands and releasing their messages",
+					"signal", sig.String(), "kill_after", c.killAfter)
+				w.hurryCancel(errSecondSignal)
+			}
+			continue
+		}
+		break
+	}
+
+	log.Info("stopped",
+		"done", w.succeeded.Load(), "retried", w.retried.Load(), "dead", w.dead.Load(),
+		"released", w.released.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
+	// The group has logged what failed, such as a drain that had to release
+	// messages, naming them.
+	if err != nil || w.abandonedReleased.Load() > 0 {
+		return exitCode(exitFailure)
+	}
+	return nil
+}
+
+// wrap makes the handler stop at the second signal, and remembers the
+// messages it fails because of that, so that they are released rather than
+// retried or dead-lettered.
+func (w *worker) wrap(h queue.Handler) queue.Handler {
+	return func(ctx context.Context, m *queue.Message) error {
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		stop := context.AfterFunc(w.hurry, func() { cancel(errSecondSignal) })
+		defer stop()
+		err := h(ctx, m)
+		if err != nil && errors.Is(context.Cause(ctx), errSecondSignal) {
+			w.abandoned.Store(m, struct{}{})
+		}
+		return err
+	}
+}
+
+// abandoningSource gives back at once, without a retry delay and without
+// dead-lettering them, the messages whose commands a second signal stopped:
+// their failure is crew's doing, not theirs.
+type abandoningSource struct {
+	queue.Source
+	abandoned *sync.Map
+}
+
+func (s *abandoningSource) Nack(ctx context.Context, m *queue.Message, delay time.Duration) error {
+	if _, ok := s.abandoned.Load(m); ok {
+		delay = 0
+	}
+	return s.Source.Nack(ctx, m, delay)
+}
+
+func (s *abandoningSource) DeadLetter(ctx context.Context, m *queue.Message, reason error) error {
+	if _, ok := s.abandoned.Load(m); ok {
+		return s.Source.Nack(ctx, m, 0)
+	}
+	return s.Source.DeadLetter(ctx, m, reason)
+}
+
+// onResult logs one line per message outcome and counts it.
+func (w *worker) onResult(r queue.Result) {
+	outcome := r.Outcome
+	if _, ok := w.abandoned.LoadAndDelete(r.Message); ok && (outcome == queue.Retried || outcome == queue.DeadLettered) {
+		outcome = queue.Released
+		w.abandonedReleased.Add(1)
+	}
+	attrs := []any{"id", r.Message.ID, "attempt", r.Message.Attempt}
+	if r.Elapsed > 0 {
+		attrs = append(attrs, "elapsed", r.Elapsed.Round(time.Millisecond))
+	}
+	if r.Err != nil {
+		attrs = append(attrs, "err", r.Err.Error())
+	}
+	level := slog.LevelInfo
+	switch outcome {
+	case queue.Succeeded:
+		w.succeeded.Add(1)
+	case queue.Retried:
+		w.retried.Add(1)
+		level = slog.LevelWarn
+		attrs = append(attrs, "retry_in", r.Delay.Round(time.Millisecond))
+	case queue.DeadLettered:
+		w.dead.Add(1)
+		level = slog.LevelError
+	case queue.Released:
+		w.released.Add(1)
+		level = slog.LevelWarn
+	case queue.LeaseLost:
+		w.lost.Add(1)
+		level = slog.LevelWarn
+	}
+	w.log.Log(context.Background(), level, outcome.String(), attrs...)
+}
+
+// reportStatus logs a status line every interval until ctx ends: messages
+// done (succeeded), failed (retried or dead-lettered), dead, in flight, and
+// how many finished per second since the previous line.
+func (w *worker) reportStatus(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last, lastAt := int64(0), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			done, failed := w.succeeded.Load(), w.retried.Load()+w.dead.Load()
+			// The rate counts every message finished, failed or not, since
+			// the last status line.
+			rate := float64(done+failed-last) / now.Sub(lastAt).Seconds()
+			last, lastAt = done+failed, now
+			w.log.Info("status",
+				"done", done, "failed", failed, "dead", w.dead.Load(),
+				"in_flight", w.consumer.Stats().Running, "rate", fmt.Sprintf("%.1f/s", rate))
+		}
+	}
+}
+
+// waitEmpty returns once the consumer holds no message and the queue has no
+// ready, leased or delayed one, or when ctx ends.
+func (w *worker) waitEmpty(ctx context.Context, q backend.Backend, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		s := w.consumer.Stats()
+		held := s.Received - s.Succeeded - s.Retried - s.DeadLettered - s.Released - s.LeaseLost
+		if held == 0 {
+			qs, err := q.Stats(ctx, q.Name())
+			switch {
+			case err != nil && ctx.Err() == nil:
+				w.log.Warn("cannot count the queue's messages", "err", err)
+			case err == nil && qs.Ready+qs.Leased+qs.Delayed == 0:
+				w.log.Info("queue is empty; exiting", "dead", qs.Dead)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// dropOutcomeLines is a slog handler that drops the consumer's own lines
+// about a message's outcome, which crew work logs itself (once, in
+// onResult), and passes on the others, such as receive and ack failures.
+type dropOutcomeLines struct{ slog.Handler }
+
+var outcomeLines = map[string]bool{
+	"queue: handler failed; will retry":                        true,
+	"queue: message dead-lettered":                             true,
+	"queue: released unfinished message at the drain deadline": true,
+	"queue: lease lost; the message will be handled again":     true,
+}
+
+func (h dropOutcomeLines) Handle(ctx context.Context, r slog.Record) error {
+	if outcomeLines[r.Message] {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h dropOutcomeLines) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return dropOutcomeLines{h.Handler.WithAttrs(attrs)}
+}
+
+func (h dropOutcomeLines) WithGroup(name string) slog.Handler {
+	return dropOutcomeLines{h.Handler.WithGroup(name)}
+}
+
+// commandHandler runs CMD for a message.
+type commandHandler struct {
+	path           string
+	args           []string
+	env            []string
+	killAfter      time.Duration
+	stdout, stderr *os.File
+}
+
+func (h *commandHandler) handle(ctx context.Context, m *queue.Message) error {
+	env := append(h.env[:len(h.env):len(h.env)],
+		"CREW_MESSAGE_ID="+m.ID, "CREW_ATTEMPT="+strconv.Itoa(m.Attempt))
+	p, err := proc.Start(proc.Spec{Path: h.path, Args: h.args, Env: env, Input: m.Body, Stdout: h.stdout, Stderr: h.stderr})
+	if err != nil {
+		return err
+	}
+	// The drain deadline, --timeout, a lost lease and a second signal all
+	// end ctx: the command's process group gets SIGTERM, then SIGKILL.
+	stop := context.AfterFunc(ctx, func() { p.Stop(h.killAfter) })
+	exit, err := p.Wait()
+	stop()
+	switch {
+	case err != nil:
+		return err
+	case exit.Success():
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w (%v)", exit.Err(), context.Cause(ctx))
+	}
+	return exit.Err()
+}
+
+// poster POSTs messages to a URL.
+type poster struct {
+	url    string
+	client *http.Client
+}
+
+func newPoster(target string, concurrency int) *poster {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = concurrency
+	return &poster{url: target, client: &http.Client{Transport: t}}
+}
+
+func (p *poster) handle(ctx context.Context, m *queue.Message) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(m.Body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("X-Crew-Message-Id", m.ID)
+	req.Header.Set("X-Crew-Attempt", strconv.Itoa(m.Attempt))
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	// Read a little of the body so that the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("POST %s: %s", p.url, resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,2 @@
+// Package sqlite is crew's embedded durable queue.
+package sqlite

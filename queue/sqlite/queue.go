@@ -1,0 +1,529 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/crewgo/crew"
+	"github.com/crewgo/crew/queue"
+)
+
+// Queue is one named queue of a DB: a queue.Source that a queue.Consumer
+// receives from, and a queue.Publisher. Get one with [DB.Queue]. A Queue is
+// safe for concurrent use, by any number of consumers and publishers in any
+// number of processes.
+//
+// Every method fails with an error wrapping [ErrClosed] once the DB is
+// closed, and with ctx's error if ctx ends before the database answers; such
+// a failure changes nothing.
+type Queue struct {
+	db   *DB
+	name string
+
+	mu      sync.Mutex
+	changed chan struct{} // closed when a message may have become ready; nil when nobody waits
+
+	promotedAt int64 // when delayed messages were last promoted; guarded by the writer
+}
+
+var (
+	_ queue.Source    = (*Queue)(nil)
+	_ queue.Publisher = (*Queue)(nil)
+)
+
+// errNoName is what every operation on Queue("") returns.
+var errNoName = fmt.Errorf("sqlite: the queue name is empty: %w", crew.ErrPermanent)
+
+// receipt is the token of one delivery. It is random, so that a holder from
+// an earlier delivery (in any process) cannot settle a later one.
+type receipt int64
+
+// Name returns the queue's name.
+func (q *Queue) Name() string { return q.name }
+
+// check returns the error that every operation reports before it starts.
+func (q *Queue) check() error {
+	if q.name == "" {
+		return errNoName
+	}
+	if q.db.isClosed() {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (q *Queue) wrap(err error, op string) error {
+	if q.db.isClosed() {
+		err = ErrClosed
+	}
+	return fmt.Errorf("sqlite: queue %q: %s: %w", q.name, op, err)
+}
+
+// watch returns a channel that is closed at the next notify.
+func (q *Queue) watch() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.changed == nil {
+		q.changed = make(chan struct{})
+	}
+	return q.changed
+}
+
+// notify wakes the Receives of this process that wait on the queue.
+func (q *Queue) notify() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.changed != nil {
+		close(q.changed)
+		q.changed = nil
+	}
+}
+
+func now() int64 { return time.Now().UnixMilli() }
+
+// Publish adds a message with body to the queue and returns its ID, once
+// the message is committed (see [Synchronous] for what that promises).
+// Options set a delay, a priority and attributes; see queue.PublishOption.
+// Publish wakes this DB's waiting Receives at once; other processes see the
+// message within their PollInterval.
+func (q *Queue) Publish(ctx context.Context, body []byte, opts ...queue.PublishOption) (string, error) {
+	ids, err := q.publish(ctx, [][]byte{body}, opts)
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// PublishBatch adds one message per body, all with the same options, in one
+// transaction: either all of them are published or none is. It returns
+// their IDs in the order of bodies. Publishing many messages this way is
+// much faster than calling Publish for each.
+func (q *Queue) PublishBatch(ctx context.Context, bodies [][]byte, opts ...queue.PublishOption) ([]string, error) {
+	if len(bodies) == 0 {
+		if err := q.check(); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	return q.publish(ctx, bodies, opts)
+}
+
+func (q *Queue) publish(ctx context.Context, bodies [][]byte, opts []queue.PublishOption) ([]string, error) {
+	if err := q.check(); err != nil {
+		return nil, err
+	}
+	o := queue.NewPublishOptions(opts...)
+	var attrs any // NULL when there are none
+	if len(o.Attributes) > 0 {
+		b, err := json.Marshal(o.Attributes)
+		if err != nil {
+			return nil, q.wrap(err, "publish: encode the attributes")
+		}
+		attrs = string(b)
+	}
+	t := now()
+	state, readyAt := int64(stateReady), t
+	if o.Delay > 0 {
+		state, readyAt = stateDelayed, after(t, o.Delay)
+	}
+	ids := make([]string, len(bodies))
+	insert := func() error {
+		for i, body := range bodies {
+			if body == nil {
+				body = []byte{}
+			}
+			_, id, err := q.db.w.exec(sqlPublish, q.name, state, int64(o.Priority), readyAt, body, attrs, t)
+			if err != nil {
+				return err
+			}
+			ids[i] = strconv.FormatInt(id, 10)
+		}
+		return nil
+	}
+	err := q.db.write(ctx, func(w *writer) error {
+		if len(bodies) == 1 {
+			return insert() // one statement is a transaction of its own
+		}
+		return w.tx(insert)
+	})
+	if err != nil {
+		return nil, q.wrap(err, "publish")
+	}
+	q.notify()
+	return ids, nil
+}
+
+// after returns the Unix millisecond d after t, rounded up, so that nothing
+// becomes ready earlier than asked.
+func after(t int64, d time.Duration) int64 {
+	ms := d.Milliseconds()
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	return t + ms
+}
+
+// Receive waits until at least one message is ready, then leases up to max
+// ready messages (at most 1000) for lease, in one transaction, and returns
+// them: highest priority first, then oldest. Each delivery counts as an attempt and gets a
+// new receipt, which fences off every earlier holder of the message.
+//
+// While nothing is ready, Receive waits for a publish, Nack or Redrive
+// through this DB (which wakes it at once), for the next delayed message to
+// become ready or lease to end, or for PollInterval to pass, whichever comes
+// first, and looks again. It returns ctx's cause (and no messages) if ctx
+// ends while it waits, an error wrapping ErrClosed if the DB is closed, and
+// an error naming the bad argument if max < 1 or lease <= 0. A lease that
+// has begun is committed and returned even if ctx ends meanwhile.
+func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*queue.Message, error) {
+	if err := q.check(); err != nil {
+		return nil, err
+	}
+	if max < 1 {
+		return nil, fmt.Errorf("sqlite: queue %q: Receive(max=%d): max must be at least 1", q.name, max)
+	}
+	if lease <= 0 {
+		return nil, fmt.Errorf("sqlite: queue %q: Receive(lease=%v): lease must be positive", q.name, lease)
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		changed := q.watch() // before looking, so that no publish is missed
+		msgs, next, err := q.lease(ctx, max, lease)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			return nil, q.wrap(err, "receive")
+		}
+		if len(msgs) > 0 {
+			return msgs, nil
+		}
+		wait := q.db.opts.pollInterval
+		if next > 0 {
+			wait = min(wait, time.Duration(next-now())*time.Millisecond)
+		}
+		if wait < time.Millisecond {
+			wait = time.Millisecond
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+		case <-ctx.Done():
+		case <-q.db.closed:
+			return nil, q.wrap(ErrClosed, "receive")
+		}
+	}
+}
+
+// leased is one row that lease returned.
+type leased struct {
+	m        *queue.Message
+	id       int64
+	priority int64
+}
+
+// promoteEvery is how often, at most, a busy Queue looks for delayed
+// messages whose time has come. An idle one looks before every wait.
+const promoteEvery = 10 * time.Millisecond
+
+// lease leases up to max ready messages. Before that, at most every
+// promoteEvery and always when nothing is ready, it makes ready the delayed
+// messages whose time has come: that is a transaction of its own, which
+// would otherwise double the cost of a busy Receive. If nothing is ready,
+// lease returns when the next delayed message becomes ready or lease ends
+// (Unix milliseconds), or 0 if nothing will.
+func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs []*queue.Message, next int64, err error) {
+	r := receipt(rand.Int64())
+	var rows []leased
+	err = q.db.write(ctx, func(w *writer) error {
+		rows, next = rows[:0], 0
+		t := now()
+		promoted := false
+		promote := func() error {
+			// A transaction of its own: promoting is idempotent, so
+			// nothing is lost if the lease then fails.
+			_, _, err := w.exec(sqlPromote, q.name, t)
+			promoted = true
+			q.promotedAt = t
+			return err
+		}
+		if t-q.promotedAt >= promoteEvery.Milliseconds() || t < q.promotedAt {
+			if err := promote(); err != nil {
+				return err
+			}
+		}
+		for {
+			err := w.query(sqlLease(min(max, maxReceive)), []any{q.name, t, int64(r), after(t, lease)}, func(vals []driver.Value) error {
+				rw := leased{id: int64Value(vals[0]), priority: int64Value(vals[1])}
+				rw.m = &queue.Message{
+					ID:      strconv.FormatInt(rw.id, 10),
+					Attempt: int(int64Value(vals[2])),
+					Body:    bytesValue(vals[3]),
+					Receipt: r,
+				}
+				if rw.m.Body == nil {
+					rw.m.Body = []byte{}
+				}
+				if a := bytesValue(vals[4]); a != nil {
+					if err := json.Unmarshal(a, &rw.m.Attributes); err != nil {
+						return fmt.Errorf("message %d: decode the attributes: %w", rw.id, err)
+					}
+				}
+				rows = append(rows, rw)
+				return nil
+			})
+			if err != nil || len(rows) > 0 {
+				return err
+			}
+			if promoted {
+				break
+			}
+			if err := promote(); err != nil {
+				return err
+			}
+		}
+		return w.query(sqlNextDue, []any{q.name, t}, func(vals []driver.Value) error {
+			for _, v := range vals {
+				if d := int64Value(v); d > 0 && (next == 0 || d < next) {
+					next = d
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	slices.SortFunc(rows, func(a, b leased) int {
+		if c := cmp.Compare(b.priority, a.priority); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	msgs = make([]*queue.Message, len(rows))
+	for i, rw := range rows {
+		msgs[i] = rw.m
+	}
+	return msgs, next, nil
+}
+
+// fence returns the key of m's current delivery: its row ID and receipt. A
+// message that this queue did not deliver has none, and settling it fails
+// with queue.ErrLeaseLost.
+func (q *Queue) fence(m *queue.Message) (id int64, r receipt, err error) {
+	r, ok := m.Receipt.(receipt)
+	id, perr := strconv.ParseInt(m.ID, 10, 64)
+	if !ok || perr != nil {
+		return 0, 0, fmt.Errorf("sqlite: queue %q: message %s was not received from this queue: %w", q.name, m.ID, queue.ErrLeaseLost)
+	}
+	return id, r, nil
+}
+
+func (q *Queue) leaseLost(m *queue.Message) error {
+	return fmt.Errorf("sqlite: queue %q: message %s: %w", q.name, m.ID, queue.ErrLeaseLost)
+}
+
+// Ack deletes the messages, in one transaction. A message whose lease has
+// passed on (it was received again, nacked, dead-lettered or deleted since
+// this copy was received) is left alone and reported, wrapping
+// queue.ErrLeaseLost, in the joined error; the others are still deleted.
+// If the database fails, nothing is deleted.
+func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
+	if err := q.check(); err != nil {
+		return err
+	}
+	var lost []error
+	// Chunks of distinct messages, each deleted by one statement.
+	var chunks [][]*queue.Message
+	var chunk []*queue.Message
+	inChunk := make(map[int64]bool, min(len(msgs), ackBatch))
+	for _, m := range msgs {
+		id, _, err := q.fence(m)
+		if err != nil {
+			lost = append(lost, err)
+			continue
+		}
+		if len(chunk) == ackBatch || inChunk[id] {
+			chunks = append(chunks, chunk)
+			chunk = nil
+			clear(inChunk)
+		}
+		chunk = append(chunk, m)
+		inChunk[id] = true
+	}
+	if len(chunk) > 0 {
+		chunks = append(chunks, chunk)
+	}
+	if len(chunks) == 0 {
+		return errors.Join(lost...)
+	}
+	deleted := make([]map[int64]bool, len(chunks))
+	err := q.db.write(ctx, func(w *writer) error {
+		del := func() error {
+			for i, c := range chunks {
+				d, err := q.ack(w, c)
+				if err != nil {
+					return err
+				}
+				deleted[i] = d
+			}
+			return nil
+		}
+		if len(chunks) == 1 {
+			return del() // one statement is a transaction of its own
+		}
+		return w.tx(del)
+	})
+	if err != nil {
+		return q.wrap(err, "ack")
+	}
+	for i, c := range chunks {
+		for _, m := range c {
+			id, _, _ := q.fence(m)
+			if !deleted[i][id] {
+				lost = append(lost, q.leaseLost(m))
+			}
+		}
+	}
+	return errors.Join(lost...)
+}
+
+// ack deletes up to ackBatch distinct messages with one statement and
+// returns the IDs it deleted.
+func (q *Queue) ack(w *writer, msgs []*queue.Message) (map[int64]bool, error) {
+	args := make([]any, 1+2*len(msgs))
+	args[0] = q.name
+	for i, m := range msgs {
+		id, r, _ := q.fence(m)
+		args[1+2*i], args[2+2*i] = id, int64(r)
+	}
+	deleted := make(map[int64]bool, len(msgs))
+	err := w.query(sqlAcks[len(msgs)], args, func(vals []driver.Value) error {
+		deleted[int64Value(vals[0])] = true
+		return nil
+	})
+	return deleted, err
+}
+
+// Nack gives up m's lease: m becomes ready again after delay (at once for
+// zero or less), keeps its attempt count, and m's receipt is no longer
+// valid. It fails with an error wrapping queue.ErrLeaseLost, and changes
+// nothing, if m's lease has passed on.
+func (q *Queue) Nack(ctx context.Context, m *queue.Message, delay time.Duration) error {
+	t := now()
+	state, readyAt := int64(stateReady), t
+	if delay > 0 {
+		state, readyAt = stateDelayed, after(t, delay)
+	}
+	err := q.settle(ctx, m, "nack", sqlNack, state, readyAt)
+	if err == nil {
+		q.notify() // a waiting Receive takes it, or waits for its delay
+	}
+	return err
+}
+
+// Extend makes m's lease end lease from now, even if it had run out, as
+// long as nobody has received m since. It fails with an error wrapping
+// queue.ErrLeaseLost, and changes nothing, if m's lease has passed on.
+func (q *Queue) Extend(ctx context.Context, m *queue.Message, lease time.Duration) error {
+	if lease <= 0 {
+		return fmt.Errorf("sqlite: queue %q: Extend(message %s, lease=%v): lease must be positive", q.name, m.ID, lease)
+	}
+	return q.settle(ctx, m, "extend", sqlExtend, after(now(), lease))
+}
+
+// DeadLetter moves m to the queue's dead letters with reason's text (see
+// [Queue.Dead]); it is never received again unless redriven. It fails with
+// an error wrapping queue.ErrLeaseLost, and changes nothing, if m's lease
+// has passed on.
+func (q *Queue) DeadLetter(ctx context.Context, m *queue.Message, reason error) error {
+	text := "dead-lettered"
+	if reason != nil {
+		text = reason.Error()
+	}
+	return q.settle(ctx, m, "dead-letter", sqlDeadLetter, text, now())
+}
+
+// settle runs one fenced statement on m: the statement's first three
+// parameters are m's row ID, the queue and m's receipt, then args.
+func (q *Queue) settle(ctx context.Context, m *queue.Message, op, query string, args ...any) error {
+	if err := q.check(); err != nil {
+		return err
+	}
+	id, r, err := q.fence(m)
+	if err != nil {
+		return err
+	}
+	var n int64
+	err = q.db.write(ctx, func(w *writer) error {
+		var err error
+		n, _, err = w.exec(query, append([]any{id, q.name, int64(r)}, args...)...)
+		return err
+	})
+	if err != nil {
+		return q.wrap(err, op+" message "+m.ID)
+	}
+	if n == 0 {
+		return q.leaseLost(m)
+	}
+	return nil
+}
+
+// write runs fn with the writer connection, alone or together with other
+// writes in one transaction; see writer. fn may run more than once, so it
+// must reset what it reports before it starts.
+func (db *DB) write(ctx context.Context, fn func(w *writer) error) error {
+	return db.w.do(ctx, fn)
+}
+
+// Stats counts the queue's messages in each state.
+type Stats struct {
+	Ready   int // can be received now (including messages whose lease ran out)
+	Leased  int // received, and the lease is not over
+	Delayed int // published or nacked with a delay that has not passed
+	Dead    int // dead-lettered
+}
+
+// Stats counts the queue's messages by state, as of one consistent
+// snapshot. It does not block writers.
+func (q *Queue) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	if err := q.check(); err != nil {
+		return s, err
+	}
+	var due int // delayed, and their time has come
+	err := q.db.r.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until <= ?2),
+		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until > ?2),
+		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND ready_at > ?2),
+		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND ready_at <= ?2),
+		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 2)`,
+		q.name, now()).Scan(&s.Ready, &s.Leased, &s.Delayed, &due, &s.Dead)
+	if err != nil {
+		return Stats{}, q.wrap(err, "stats")
+	}
+	s.Ready += due
+	return s, nil
+}

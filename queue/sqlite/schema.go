@@ -1,0 +1,162 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Message states, as stored in messages.state.
+//
+// A message in stateReady is ready, or leased: lease_until says until when
+// its current lease lasts, and a Receive takes it only once that time has
+// passed. Leasing a message thus changes no indexed column, which keeps
+// Receive cheap. A message in stateDelayed waits for ready_at (a delayed
+// publish, or a Nack with a delay); the next Receive after that moves it to
+// stateReady. Dead letters stay in stateDead until redriven or purged.
+const (
+	stateReady   = 0
+	stateDelayed = 1
+	stateDead    = 2
+)
+
+// migrations are the schema's versions: migrations[i] takes the schema from
+// version i to version i+1, and the file's PRAGMA user_version says which
+// version it has. Never edit a released migration; append a new one.
+var migrations = []string{
+	// 1: the messages table. Times are Unix milliseconds. IDs come from
+	// AUTOINCREMENT so that an ID is never reused, even after the newest
+	// message is deleted: a stale holder, a log line or a dead-letter
+	// listing never names a different message.
+	`CREATE TABLE messages (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		queue       TEXT    NOT NULL,
+		state       INTEGER NOT NULL,           -- stateReady, stateDelayed or stateDead
+		priority    INTEGER NOT NULL,
+		ready_at    INTEGER NOT NULL,           -- delayed: when it becomes ready; dead: when it died
+		lease_until INTEGER NOT NULL DEFAULT 0, -- ready: when the current lease ends (0: not leased)
+		attempts    INTEGER NOT NULL DEFAULT 0, -- deliveries so far
+		receipt     INTEGER,                    -- the current delivery's receipt; NULL when none is valid
+		body        BLOB    NOT NULL,
+		attributes  TEXT,                       -- a JSON object, or NULL when there are none
+		created_at  INTEGER NOT NULL,
+		dead_reason TEXT
+	) STRICT;
+	-- Receive takes ready messages in this order; Stats, Dead, Redrive,
+	-- Purge and Queues use its (queue, state) prefix.
+	CREATE INDEX messages_by_priority ON messages (queue, state, priority DESC, id);
+	-- Delayed messages by the time they become ready.
+	CREATE INDEX messages_delayed ON messages (queue, ready_at) WHERE state = 1;`,
+}
+
+// migrate brings the file's schema up to date in one transaction, so that
+// processes that open a new file at the same time neither fail nor migrate
+// twice. It runs with w locked.
+func migrate(w *writer) error {
+	return w.tx(func() error {
+		var version int64
+		err := w.query("PRAGMA user_version", nil, func(vals []driver.Value) error {
+			version = int64Value(vals[0])
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read the schema version: %w", err)
+		}
+		if version > int64(len(migrations)) {
+			return fmt.Errorf("the file's schema version is %d, but this version of crew's queue/sqlite knows only up to %d: upgrade it", version, len(migrations))
+		}
+		for v := int(version); v < len(migrations); v++ {
+			if _, err := w.conn.(driver.ExecerContext).ExecContext(context.Background(), migrations[v], nil); err != nil {
+				return fmt.Errorf("migrate the schema from version %d to %d: %w", v, v+1, err)
+			}
+		}
+		if version < int64(len(migrations)) {
+			// PRAGMA takes no parameters; the version is a number of ours.
+			if _, _, err := w.exec(fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+				return fmt.Errorf("set the schema version: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// The writer's statements. Parameters are numbered so that each can be
+// read next to its query.
+const (
+	// ?1 queue, ?2 state, ?3 priority, ?4 ready_at, ?5 body, ?6 attributes, ?7 now.
+	sqlPublish = `INSERT INTO messages (queue, state, priority, ready_at, body, attributes, created_at)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`
+	// ?1 queue, ?2 now: make ready the delayed messages whose time has come.
+	sqlPromote = `UPDATE messages SET state = 0, lease_until = 0
+		WHERE queue = ?1 AND state = 1 AND ready_at <= ?2`
+	// ?1 queue, ?2 now: when the next delayed message becomes ready, and
+	// when the next lease ends. Nothing is ready when this runs, so the
+	// second scan reads leased messages only.
+	sqlNextDue = `SELECT
+		(SELECT min(ready_at) FROM messages WHERE queue = ?1 AND state = 1),
+		(SELECT min(lease_until) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until > ?2)`
+	// Settling statements: ?1 id, ?2 queue, ?3 receipt is the fence.
+	// Nack: ?4 state (ready or delayed), ?5 ready_at.
+	sqlNack = `UPDATE messages SET state = ?4, ready_at = ?5, lease_until = 0, receipt = NULL
+		WHERE id = ?1 AND queue = ?2 AND receipt = ?3`
+	// Extend: ?4 lease end.
+	sqlExtend = `UPDATE messages SET lease_until = ?4
+		WHERE id = ?1 AND queue = ?2 AND receipt = ?3`
+	// DeadLetter: ?4 reason, ?5 now.
+	sqlDeadLetter = `UPDATE messages SET state = 2, ready_at = ?5, lease_until = 0, receipt = NULL, dead_reason = ?4
+		WHERE id = ?1 AND queue = ?2 AND receipt = ?3`
+	// Redrive: ?1 queue, ?2 now, and ?3 id for one message.
+	sqlRedriveAll = `UPDATE messages SET state = 0, ready_at = ?2, lease_until = 0, attempts = 0, receipt = NULL, dead_reason = NULL
+		WHERE queue = ?1 AND state = 2`
+	sqlRedriveOne = sqlRedriveAll + ` AND id = ?3`
+	sqlPurge      = `DELETE FROM messages WHERE queue = ?1 AND state = 2`
+)
+
+// sqlLease returns the statement that leases up to limit messages: ?1
+// queue, ?2 now, ?3 receipt, ?4 lease end. Only unindexed columns change.
+// RETURNING gives no order: Receive sorts the batch. The limit is part of
+// the text because SQLite recompiles a statement whose LIMIT parameter is
+// bound to a new value, which costs more than the statement itself.
+func sqlLease(limit int) string {
+	return `UPDATE messages SET lease_until = ?4, attempts = attempts + 1, receipt = ?3
+		WHERE id IN (
+			SELECT id FROM messages WHERE queue = ?1 AND state = 0 AND lease_until <= ?2
+			ORDER BY priority DESC, id LIMIT ` + strconv.Itoa(limit) + `)
+		RETURNING id, priority, attempts, body, attributes`
+}
+
+// maxReceive is the most messages one Receive returns.
+const maxReceive = 1000
+
+// ackBatch is the most messages one Ack statement deletes.
+const ackBatch = 32
+
+// sqlAcks[n] deletes n messages; see sqlAck. Binding unused parameters
+// costs more than preparing a statement per size.
+var sqlAcks = func() (s []string) {
+	s = make([]string, ackBatch+1)
+	for n := 1; n <= ackBatch; n++ {
+		s[n] = sqlAck(n)
+	}
+	return s
+}()
+
+// sqlAck returns the statement that deletes up to n messages, each fenced
+// by its receipt: ?1 queue, then for message i, ?(2i+2) its ID and ?(2i+3)
+// its receipt. It returns the IDs of the rows it deleted. The CASE form,
+// unlike a row-value IN, lets SQLite look each row up by its ID; the
+// unary + keeps it from scanning the queue's index instead.
+func sqlAck(n int) string {
+	var ids, cases strings.Builder
+	for i := range n {
+		if i > 0 {
+			ids.WriteString(", ")
+		}
+		fmt.Fprintf(&ids, "?%d", 2*i+2)
+		fmt.Fprintf(&cases, " WHEN ?%d THEN ?%d", 2*i+2, 2*i+3)
+	}
+	return fmt.Sprintf(`DELETE FROM messages WHERE +queue = ?1 AND id IN (%s) AND receipt = CASE id%s END RETURNING id`,
+		ids.String(), cases.String())
+}
