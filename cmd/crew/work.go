@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -165,21 +163,12 @@ func (c *workConfig) check(args []string) error {
 	return nil
 }
 
-// errSecondSignal is the cause that handlers see when a second signal
-// stops them before the drain deadline.
-var errSecondSignal = errors.New("stopped by a second signal")
-
 // worker is one run of crew work.
 type worker struct {
 	log      *slog.Logger
 	consumer *queue.Consumer
 
-	hurry       context.Context // ends at the second signal
-	hurryCancel context.CancelCauseFunc
-	abandoned   sync.Map // *queue.Message → struct{}: failed because of the second signal
-
 	succeeded, retried, dead, released, lost atomic.Int64
-	abandonedReleased                        atomic.Int64
 }
 
 // work runs the consumer under a crew.Group, with crew's signal handling:
@@ -187,19 +176,16 @@ type worker struct {
 func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler, c workConfig) error {
 	log := slog.New(slog.NewTextHandler(a.stderr, nil))
 	w := &worker{log: log}
-	w.hurry, w.hurryCancel = context.WithCancelCause(context.Background())
-	defer w.hurryCancel(nil)
-
 	w.consumer = &queue.Consumer{
-		Source:         &abandoningSource{Source: q, abandoned: &w.abandoned},
-		Handler:        w.wrap(handler),
+		Source:         q,
+		Handler:        handler,
 		Concurrency:    c.concurrency,
 		Lease:          c.lease,
 		MaxAttempts:    c.maxAttempts,
 		Retry:          backoff.EqualJitter(backoff.Exponential(c.retryDelay, 5*time.Minute)),
 		HandlerTimeout: c.timeout,
 		DrainTimeout:   c.drain,
-		Logger:         slog.New(dropOutcomeLines{log.Handler()}),
+		Logger:         log, // for Source errors: OnResult logs the outcomes
 		OnResult:       w.onResult,
 	}
 
@@ -260,7 +246,7 @@ func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler
 			case 2:
 				log.Warn("received second signal; stopping the running commands and releasing their messages",
 					"signal", sig.String(), "kill_after", c.killAfter)
-				w.hurryCancel(errSecondSignal)
+				g.Stop(nil) // a Stop during the stop cuts the drain short
 			}
 			continue
 		}
@@ -272,58 +258,15 @@ func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler
 		"released", w.released.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
 	// The group has logged what failed, such as a drain that had to release
 	// messages, naming them.
-	if err != nil || w.abandonedReleased.Load() > 0 {
+	if err != nil {
 		return exitCode(exitFailure)
 	}
 	return nil
 }
 
-// wrap makes the handler stop at the second signal, and remembers the
-// messages it fails because of that, so that they are released rather than
-// retried or dead-lettered.
-func (w *worker) wrap(h queue.Handler) queue.Handler {
-	return func(ctx context.Context, m *queue.Message) error {
-		ctx, cancel := context.WithCancelCause(ctx)
-		defer cancel(nil)
-		stop := context.AfterFunc(w.hurry, func() { cancel(errSecondSignal) })
-		defer stop()
-		err := h(ctx, m)
-		if err != nil && errors.Is(context.Cause(ctx), errSecondSignal) {
-			w.abandoned.Store(m, struct{}{})
-		}
-		return err
-	}
-}
-
-// abandoningSource gives back at once, without a retry delay and without
-// dead-lettering them, the messages whose commands a second signal stopped:
-// their failure is crew's doing, not theirs.
-type abandoningSource struct {
-	queue.Source
-	abandoned *sync.Map
-}
-
-func (s *abandoningSource) Nack(ctx context.Context, m *queue.Message, delay time.Duration) error {
-	if _, ok := s.abandoned.Load(m); ok {
-		delay = 0
-	}
-	return s.Source.Nack(ctx, m, delay)
-}
-
-func (s *abandoningSource) DeadLetter(ctx context.Context, m *queue.Message, reason error) error {
-	if _, ok := s.abandoned.Load(m); ok {
-		return s.Source.Nack(ctx, m, 0)
-	}
-	return s.Source.DeadLetter(ctx, m, reason)
-}
-
 // onResult logs one line per message outcome and counts it.
 func (w *worker) onResult(r queue.Result) {
 	outcome := r.Outcome
-	if _, ok := w.abandoned.LoadAndDelete(r.Message); ok && (outcome == queue.Retried || outcome == queue.DeadLettered) {
-		outcome = queue.Released
-		w.abandonedReleased.Add(1)
-	}
 	attrs := []any{"id", r.Message.ID, "attempt", r.Message.Attempt}
 	if r.Elapsed > 0 {
 		attrs = append(attrs, "elapsed", r.Elapsed.Round(time.Millisecond))
@@ -382,9 +325,7 @@ func (w *worker) waitEmpty(ctx context.Context, q backend.Backend, every time.Du
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		s := w.consumer.Stats()
-		held := s.Received - s.Succeeded - s.Retried - s.DeadLettered - s.Released - s.LeaseLost
-		if held == 0 {
+		if w.consumer.Stats().Held == 0 {
 			qs, err := q.Stats(ctx, q.Name())
 			switch {
 			case err != nil && ctx.Err() == nil:
@@ -400,33 +341,6 @@ func (w *worker) waitEmpty(ctx context.Context, q backend.Backend, every time.Du
 		case <-t.C:
 		}
 	}
-}
-
-// dropOutcomeLines is a slog handler that drops the consumer's own lines
-// about a message's outcome, which crew work logs itself (once, in
-// onResult), and passes on the others, such as receive and ack failures.
-type dropOutcomeLines struct{ slog.Handler }
-
-var outcomeLines = map[string]bool{
-	"queue: handler failed; will retry":                        true,
-	"queue: message dead-lettered":                             true,
-	"queue: released unfinished message at the drain deadline": true,
-	"queue: lease lost; the message will be handled again":     true,
-}
-
-func (h dropOutcomeLines) Handle(ctx context.Context, r slog.Record) error {
-	if outcomeLines[r.Message] {
-		return nil
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h dropOutcomeLines) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return dropOutcomeLines{h.Handler.WithAttrs(attrs)}
-}
-
-func (h dropOutcomeLines) WithGroup(name string) slog.Handler {
-	return dropOutcomeLines{h.Handler.WithGroup(name)}
 }
 
 // commandHandler runs CMD for a message.
