@@ -8,10 +8,7 @@ import (
 	"testing"
 
 	"github.com/crewgo/crew/wait"
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // handFirst is First as it is usually written by hand, with a WaitGroup and
 // a channel: the baseline for wait.First's overhead. It does less than
