@@ -274,14 +274,16 @@ func (p *Pool) spawnLocked(first task) {
 // passRoomLocked wakes a blocked submitter if there is room for it: a
 // parked worker, a free slot under the limit, or a queue drained to half,
 // so that a submitter refills the queue in one go instead of being woken
-// for every task. p.mu is held.
-func (p *Pool) passRoomLocked() {
+// for every task. It reports whether it woke one. p.mu is held.
+func (p *Pool) passRoomLocked() bool {
 	if p.waiters > 0 && (len(p.parked) > 0 || p.workers < p.limit || p.queue.len() <= (p.queueCap+p.starting)/2) {
 		select {
 		case p.room <- struct{}{}:
+			return true
 		default:
 		}
 	}
+	return false
 }
 
 // loop runs tasks until the pool has none for it for IdleTimeout, or closes.
@@ -312,7 +314,14 @@ func (w *worker) loop(t task) {
 func (w *worker) nextLocked() task {
 	p := w.p
 	if t, ok := p.takeLocked(); ok {
+		woke := p.passRoomLocked()
 		p.mu.Unlock()
+		if woke {
+			// The woken submitter is queued behind this goroutine on its
+			// core; when every core runs a worker, it would wait until the
+			// queue ran dry. Let it refill the queue now.
+			runtime.Gosched()
+		}
 		return t
 	}
 	if p.quitLocked() {
@@ -333,6 +342,7 @@ func (w *worker) nextLocked() task {
 		p.mu.Lock()
 		p.spinning--
 		if t, ok := p.takeLocked(); ok {
+			p.passRoomLocked()
 			p.mu.Unlock()
 			return t
 		}
@@ -390,7 +400,8 @@ func (p *Pool) quitLocked() bool {
 // number of workers. Once the pool's context has ended, queued tasks are
 // skipped instead. With tasks still queued after this one and no other worker
 // about to look for work, it starts one more goroutine, so that a backlog
-// spreads over the limit. p.mu is held.
+// spreads over the limit. The caller wakes a blocked submitter if this made
+// room. p.mu is held.
 func (p *Pool) takeLocked() (task, bool) {
 	if p.queue.len() == 0 || p.workers > p.limit {
 		return nil, false
@@ -405,7 +416,6 @@ func (p *Pool) takeLocked() (task, bool) {
 	if p.queue.len() > 0 && p.workers < p.limit && p.starting == 0 && p.spinning == 0 && len(p.parked) == 0 {
 		p.spawnLocked(nil)
 	}
-	p.passRoomLocked()
 	return t, true
 }
 
