@@ -23,8 +23,10 @@ import (
 // number of processes.
 //
 // Every method fails with an error wrapping [ErrClosed] once the DB is
-// closed, and with ctx's error if ctx ends before the database answers; such
-// a failure changes nothing.
+// closed, and with ctx's error if ctx ends before the operation starts; such
+// a failure changes nothing. A write that has started (they queue for the
+// DB's one write connection) runs to completion: that takes milliseconds,
+// or up to the BusyTimeout while another process holds the file's lock.
 type Queue struct {
 	db   *DB
 	name string
