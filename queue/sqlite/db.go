@@ -241,16 +241,11 @@ func (db *DB) Queues(ctx context.Context) ([]string, error) {
 	if db.isClosed() {
 		return nil, ErrClosed
 	}
-	// A skip scan: one index probe per queue, however many messages each
-	// one holds.
+	// One index probe per queue, however many messages each one holds.
 	rows, err := db.r.QueryContext(ctx, `
-		WITH RECURSIVE names(name) AS (
-			SELECT min(queue) FROM messages
-			UNION ALL
-			SELECT (SELECT min(queue) FROM messages WHERE queue > names.name)
-			FROM names WHERE names.name IS NOT NULL
-		)
-		SELECT name FROM names WHERE name IS NOT NULL`)
+		SELECT name FROM queues
+		WHERE EXISTS (SELECT 1 FROM messages WHERE messages.queue = queues.id)
+		ORDER BY name`)
 	if err != nil {
 		return nil, db.wrap(err, "list queues")
 	}

@@ -26,8 +26,8 @@ func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 		return nil, err
 	}
 	rows, err := q.db.r.QueryContext(ctx, `
-		SELECT id, body, attributes, attempts, dead_reason, ready_at FROM messages
-		WHERE queue = ?1 AND state = 2 ORDER BY ready_at, id`, q.name)
+		SELECT m.id, body, attributes, attempts, dead_reason, ready_at FROM messages m, queues q
+		WHERE q.name = ?1 AND m.queue = q.id AND state = 2 ORDER BY ready_at, m.id`, q.name)
 	if err != nil {
 		return nil, q.wrap(err, "list dead letters")
 	}
@@ -81,16 +81,21 @@ func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
 	}
 	var moved int64
 	err := q.db.write(ctx, func(w *writer) error {
+		moved = 0
+		qid, err := q.rowID(w, false)
+		if err != nil || qid == 0 {
+			return err
+		}
 		t := now()
 		if len(rowIDs) == 0 {
-			n, _, err := w.exec(sqlRedriveAll, q.name, t)
+			n, _, err := w.exec(sqlRedriveAll, qid, t)
 			moved = n
 			return err
 		}
 		return w.tx(func() error {
 			moved = 0
 			for _, id := range rowIDs {
-				n, _, err := w.exec(sqlRedriveOne, q.name, t, id)
+				n, _, err := w.exec(sqlRedriveOne, qid, t, id)
 				if err != nil {
 					return err
 				}
@@ -116,8 +121,12 @@ func (q *Queue) Purge(ctx context.Context) (int, error) {
 	}
 	var n int64
 	err := q.db.write(ctx, func(w *writer) error {
-		var err error
-		n, _, err = w.exec(sqlPurge, q.name)
+		n = 0
+		qid, err := q.rowID(w, false)
+		if err != nil || qid == 0 {
+			return err
+		}
+		n, _, err = w.exec(sqlPurge, qid)
 		return err
 	})
 	if err != nil {

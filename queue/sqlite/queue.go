@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/crewgo/crew"
@@ -30,6 +31,8 @@ import (
 type Queue struct {
 	db   *DB
 	name string
+
+	id atomic.Int64 // the queue's row in the queues table, once known
 
 	mu      sync.Mutex
 	changed chan struct{} // closed when a message may have become ready; nil when nobody waits
@@ -51,6 +54,35 @@ type receipt int64
 
 // Name returns the queue's name.
 func (q *Queue) Name() string { return q.name }
+
+// rowID returns the queue's row ID in the queues table, looking it up (and
+// creating the row, if create) when it is not known yet. It returns 0 if
+// the queue has no row and create is false: it has never held a message.
+// It runs with the writer; callers remember the ID once their write
+// commits, since a rolled-back write may have created the row.
+func (q *Queue) rowID(w *writer, create bool) (int64, error) {
+	if id := q.id.Load(); id != 0 {
+		return id, nil
+	}
+	if create {
+		if _, _, err := w.exec(sqlCreateQueue, q.name); err != nil {
+			return 0, err
+		}
+	}
+	var id int64
+	err := w.query(sqlQueueID, []any{q.name}, func(vals []driver.Value) error {
+		id = int64Value(vals[0])
+		return nil
+	})
+	return id, err
+}
+
+// remember caches the queue's row ID once a write that used it committed.
+func (q *Queue) remember(id int64) {
+	if id != 0 {
+		q.id.Store(id)
+	}
+}
 
 // check returns the error that every operation reports before it starts.
 func (q *Queue) check() error {
@@ -138,12 +170,17 @@ func (q *Queue) publish(ctx context.Context, bodies [][]byte, opts []queue.Publi
 		state, readyAt = stateDelayed, after(t, o.Delay)
 	}
 	ids := make([]string, len(bodies))
+	var qid int64
 	insert := func() error {
+		var err error
+		if qid, err = q.rowID(q.db.w, true); err != nil {
+			return err
+		}
 		for i, body := range bodies {
 			if body == nil {
 				body = []byte{}
 			}
-			_, id, err := q.db.w.exec(sqlPublish, q.name, state, int64(o.Priority), readyAt, body, attrs, t)
+			_, id, err := q.db.w.exec(sqlPublish, qid, state, int64(o.Priority), readyAt, body, attrs, t)
 			if err != nil {
 				return err
 			}
@@ -160,6 +197,7 @@ func (q *Queue) publish(ctx context.Context, bodies [][]byte, opts []queue.Publi
 	if err != nil {
 		return nil, q.wrap(err, "publish")
 	}
+	q.remember(qid)
 	q.notify()
 	return ids, nil
 }
@@ -259,14 +297,19 @@ const promoteEvery = 10 * time.Millisecond
 func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs []*queue.Message, next int64, err error) {
 	r := receipt(rand.Int64())
 	var rows []leased
+	var qid int64
 	err = q.db.write(ctx, func(w *writer) error {
 		rows, next = rows[:0], 0
+		var err error
+		if qid, err = q.rowID(w, false); err != nil || qid == 0 {
+			return err // no row: nothing was ever published
+		}
 		t := now()
 		promoted := false
 		promote := func() error {
 			// A transaction of its own: promoting is idempotent, so
 			// nothing is lost if the lease then fails.
-			_, _, err := w.exec(sqlPromote, q.name, t)
+			_, _, err := w.exec(sqlPromote, qid, t)
 			promoted = true
 			q.promotedAt = t
 			return err
@@ -277,7 +320,7 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 			}
 		}
 		for {
-			err := w.query(sqlLease(min(max, maxReceive)), []any{q.name, t, int64(r), after(t, lease)}, func(vals []driver.Value) error {
+			err := w.query(sqlLease(min(max, maxReceive)), []any{qid, t, int64(r), after(t, lease)}, func(vals []driver.Value) error {
 				rw := leased{id: int64Value(vals[0]), priority: int64Value(vals[1])}
 				rw.m = &queue.Message{
 					ID:      strconv.FormatInt(rw.id, 10),
@@ -306,7 +349,7 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 				return err
 			}
 		}
-		return w.query(sqlNextDue, []any{q.name, t}, func(vals []driver.Value) error {
+		return w.query(sqlNextDue, []any{qid, t}, func(vals []driver.Value) error {
 			for _, v := range vals {
 				if d := int64Value(v); d > 0 && (next == 0 || d < next) {
 					next = d
@@ -318,6 +361,7 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 	if err != nil {
 		return nil, 0, err
 	}
+	q.remember(qid)
 	slices.SortFunc(rows, func(a, b leased) int {
 		if c := cmp.Compare(b.priority, a.priority); c != 0 {
 			return c
@@ -383,9 +427,14 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 	}
 	deleted := make([]map[int64]bool, len(chunks))
 	err := q.db.write(ctx, func(w *writer) error {
+		clear(deleted)
+		qid, err := q.rowID(w, false)
+		if err != nil || qid == 0 {
+			return err // no row: none of them is ours
+		}
 		del := func() error {
 			for i, c := range chunks {
-				d, err := q.ack(w, c)
+				d, err := q.ack(w, qid, c)
 				if err != nil {
 					return err
 				}
@@ -414,9 +463,9 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 
 // ack deletes up to ackBatch distinct messages with one statement and
 // returns the IDs it deleted.
-func (q *Queue) ack(w *writer, msgs []*queue.Message) (map[int64]bool, error) {
+func (q *Queue) ack(w *writer, qid int64, msgs []*queue.Message) (map[int64]bool, error) {
 	args := make([]any, 1+2*len(msgs))
-	args[0] = q.name
+	args[0] = qid
 	for i, m := range msgs {
 		id, r, _ := q.fence(m)
 		args[1+2*i], args[2+2*i] = id, int64(r)
@@ -480,8 +529,12 @@ func (q *Queue) settle(ctx context.Context, m *queue.Message, op, query string, 
 	}
 	var n int64
 	err = q.db.write(ctx, func(w *writer) error {
-		var err error
-		n, _, err = w.exec(query, append([]any{id, q.name, int64(r)}, args...)...)
+		n = 0
+		qid, err := q.rowID(w, false)
+		if err != nil || qid == 0 {
+			return err
+		}
+		n, _, err = w.exec(query, append([]any{id, qid, int64(r)}, args...)...)
 		return err
 	})
 	if err != nil {
@@ -516,12 +569,12 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		return s, err
 	}
 	var due int // delayed, and their time has come
-	err := q.db.r.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until <= ?2),
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until > ?2),
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND ready_at > ?2),
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND ready_at <= ?2),
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 2)`,
+	err := q.db.r.QueryRowContext(ctx, `WITH q(id) AS (SELECT id FROM queues WHERE name = ?1) SELECT
+		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 0 AND lease_until <= ?2),
+		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 0 AND lease_until > ?2),
+		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 1 AND ready_at > ?2),
+		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 1 AND ready_at <= ?2),
+		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 2)`,
 		q.name, now()).Scan(&s.Ready, &s.Leased, &s.Delayed, &due, &s.Dead)
 	if err != nil {
 		return Stats{}, q.wrap(err, "stats")

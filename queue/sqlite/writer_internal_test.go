@@ -83,7 +83,11 @@ func TestGroupCommitIsolatesAFailingWrite(t *testing.T) {
 		wg.Go(func() {
 			errs[i] = db.w.do(ctx, func(w *writer) error {
 				runs[i]++
-				if _, _, err := w.exec(sqlPublish, q.name, stateReady, 0, now(), []byte{byte(i)}, nil, now()); err != nil {
+				qid, err := q.rowID(w, true)
+				if err != nil {
+					return err
+				}
+				if _, _, err := w.exec(sqlPublish, qid, stateReady, 0, now(), []byte{byte(i)}, nil, now()); err != nil {
 					return err
 				}
 				if i == 1 {
