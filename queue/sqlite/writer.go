@@ -46,6 +46,7 @@ type writer struct {
 
 // request is one queued write.
 type request struct {
+	ctx    context.Context
 	fn     func(w *writer) error
 	err    error
 	leader bool          // set instead of err: the request must lead
@@ -72,7 +73,7 @@ func (w *writer) do(ctx context.Context, fn func(w *writer) error) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	req := &request{fn: fn}
+	req := &request{ctx: ctx, fn: fn}
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -126,7 +127,20 @@ func (w *writer) lead(own *request) error {
 	w.queue = append(w.queue[:0], w.queue[n:]...)
 	w.mu.Unlock()
 
-	w.run(group)
+	// A write whose context ended while it waited is not started. (One
+	// that was taken into a group can no longer be withdrawn by its own
+	// goroutine.)
+	run := group[:0:0]
+	for _, r := range group {
+		if r.ctx.Err() != nil {
+			r.err = context.Cause(r.ctx)
+		} else {
+			run = append(run, r)
+		}
+	}
+	if len(run) > 0 {
+		w.run(run)
+	}
 
 	w.mu.Lock()
 	if len(w.queue) > 0 {
