@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -46,9 +45,7 @@ func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 		}
 		m.ID = strconv.FormatInt(id, 10)
 		if attrs.Valid {
-			if err := json.Unmarshal([]byte(attrs.String), &m.Attributes); err != nil {
-				return nil, q.wrap(fmt.Errorf("message %s: decode the attributes: %w", m.ID, err), "list dead letters")
-			}
+			m.Attributes = decodeAttributes(attrs.String)
 		}
 		out = append(out, DeadMessage{Message: m, Reason: reason.String, At: time.UnixMilli(at)})
 	}

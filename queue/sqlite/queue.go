@@ -124,6 +124,22 @@ func (q *Queue) notify() {
 
 func now() int64 { return time.Now().UnixMilli() }
 
+// decodeAttributes reads the attributes column. Publish writes it as a
+// JSON object; a value that does not decode (something else wrote it)
+// reads as no attributes rather than failing the Receive, which, as the
+// lease has been taken, would fail every later Receive the same way.
+func decodeAttributes(v driver.Value) map[string]string {
+	b := bytesValue(v)
+	if b == nil {
+		return nil
+	}
+	var m map[string]string
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
+}
+
 // Publish adds a message with body to the queue and returns its ID, once
 // the message is committed (see [Synchronous] for what that promises).
 // Options set a delay, a priority and attributes; see queue.PublishOption.
@@ -214,8 +230,9 @@ func after(t int64, d time.Duration) int64 {
 
 // Receive waits until at least one message is ready, then leases up to max
 // ready messages (at most 1000) for lease, in one transaction, and returns
-// them: highest priority first, then oldest. Each delivery counts as an attempt and gets a
-// new receipt, which fences off every earlier holder of the message.
+// them: highest priority first, then oldest. Each delivery counts as an
+// attempt and gets a new receipt, which fences off every earlier holder of
+// the message.
 //
 // While nothing is ready, Receive waits for a publish, Nack or Redrive
 // through this DB (which wakes it at once), for the next delayed message to
@@ -331,11 +348,7 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 				if rw.m.Body == nil {
 					rw.m.Body = []byte{}
 				}
-				if a := bytesValue(vals[4]); a != nil {
-					if err := json.Unmarshal(a, &rw.m.Attributes); err != nil {
-						return fmt.Errorf("message %d: decode the attributes: %w", rw.id, err)
-					}
-				}
+				rw.m.Attributes = decodeAttributes(vals[4])
 				rows = append(rows, rw)
 				return nil
 			})
