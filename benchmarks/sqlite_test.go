@@ -66,7 +66,8 @@ func BenchmarkQueueSQLite(b *testing.B) {
 		name string
 		impl queueImpl
 	}{
-		{"crew", crewQueue},
+		{"crew", crewQueue(queueConcurrency)},
+		{"crew-prefetch0", crewQueue(0)},
 		{"river", riverQueue},
 		{"floor", floorQueue},
 	}
@@ -94,9 +95,19 @@ func BenchmarkQueueSQLite(b *testing.B) {
 	}
 }
 
-// crewQueue consumes with queue.Consumer from crew's queue/sqlite, with
-// the consumer's defaults apart from Concurrency.
-func crewQueue(b *testing.B, path, sync string, n int) (func() error, func()) {
+// crewQueue consumes with queue.Consumer from crew's queue/sqlite, with the
+// consumer's defaults apart from Concurrency and Prefetch. The consumer
+// receives only for free handler slots, so without prefetch it asks for 2
+// or 3 messages at a time when handlers finish as fast as no-op ones do;
+// Prefetch equal to Concurrency lets it receive about 9 at a time (see the
+// report in benchmarks/README.md).
+func crewQueue(prefetch int) queueImpl {
+	return func(b *testing.B, path, sync string, n int) (func() error, func()) {
+		return crewConsume(b, path, sync, n, prefetch)
+	}
+}
+
+func crewConsume(b *testing.B, path, sync string, n, prefetch int) (func() error, func()) {
 	ctx := context.Background()
 	db, err := crewsqlite.Open(path, crewsqlite.Synchronous(sync))
 	if err != nil {
@@ -119,6 +130,7 @@ func crewQueue(b *testing.B, path, sync string, n int) (func() error, func()) {
 		c := &queue.Consumer{
 			Source:      q,
 			Concurrency: queueConcurrency,
+			Prefetch:    prefetch,
 			Handler: func(ctx context.Context, m *queue.Message) error {
 				if handled.Add(1) == int64(n) {
 					close(all)
