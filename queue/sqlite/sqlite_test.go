@@ -93,6 +93,29 @@ func TestOpenCreatesAMigratedWALFile(t *testing.T) {
 	}
 }
 
+// Processes that start together may open a new file at the same time:
+// one migrates it, the others wait for the lock and find it done.
+func TestConcurrentOpensOfANewFileAllSucceed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new.db")
+	dbs := make([]*sqlite.DB, 4)
+	errs := make([]error, len(dbs))
+	var wg sync.WaitGroup
+	for i := range dbs {
+		wg.Go(func() { dbs[i], errs[i] = sqlite.Open(path) })
+	}
+	wg.Wait()
+	for i, db := range dbs {
+		if errs[i] != nil {
+			t.Errorf("Open %d: %v", i, errs[i])
+			continue
+		}
+		if _, err := db.Queue("q").Publish(t.Context(), []byte("x")); err != nil {
+			t.Errorf("Publish through DB %d: %v", i, err)
+		}
+		db.Close()
+	}
+}
+
 func TestOpenRefusesAFileFromANewerVersion(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "future.db")
 	openPath(t, path)
