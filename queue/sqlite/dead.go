@@ -89,17 +89,14 @@ func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
 			moved = n
 			return err
 		}
-		return w.tx(func() error {
-			moved = 0
-			for _, id := range rowIDs {
-				n, _, err := w.exec(sqlRedriveOne, qid, t, id)
-				if err != nil {
-					return err
-				}
-				moved += n
+		for _, id := range rowIDs {
+			n, _, err := w.exec(sqlRedriveOne, qid, t, id)
+			if err != nil {
+				return err
 			}
-			return nil
-		})
+			moved += n
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, q.wrap(err, "redrive")

@@ -187,28 +187,22 @@ func (q *Queue) publish(ctx context.Context, bodies [][]byte, opts []queue.Publi
 	}
 	ids := make([]string, len(bodies))
 	var qid int64
-	insert := func() error {
+	err := q.db.write(ctx, func(w *writer) error {
 		var err error
-		if qid, err = q.rowID(q.db.w, true); err != nil {
+		if qid, err = q.rowID(w, true); err != nil {
 			return err
 		}
 		for i, body := range bodies {
 			if body == nil {
 				body = []byte{}
 			}
-			_, id, err := q.db.w.exec(sqlPublish, qid, state, int64(o.Priority), readyAt, body, attrs, t)
+			_, id, err := w.exec(sqlPublish, qid, state, int64(o.Priority), readyAt, body, attrs, t)
 			if err != nil {
 				return err
 			}
 			ids[i] = strconv.FormatInt(id, 10)
 		}
 		return nil
-	}
-	err := q.db.write(ctx, func(w *writer) error {
-		if len(bodies) == 1 {
-			return insert() // one statement is a transaction of its own
-		}
-		return w.tx(insert)
 	})
 	if err != nil {
 		return nil, q.wrap(err, "publish")
@@ -307,8 +301,8 @@ const promoteEvery = 10 * time.Millisecond
 
 // lease leases up to max ready messages. Before that, at most every
 // promoteEvery and always when nothing is ready, it makes ready the delayed
-// messages whose time has come: that is a transaction of its own, which
-// would otherwise double the cost of a busy Receive. If nothing is ready,
+// messages whose time has come: a statement that would otherwise add a
+// third to the cost of a busy Receive. If nothing is ready,
 // lease returns when the next delayed message becomes ready or lease ends
 // (Unix milliseconds), or 0 if nothing will.
 func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs []*queue.Message, next int64, err error) {
@@ -324,8 +318,6 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 		t := now()
 		promoted := false
 		promote := func() error {
-			// A transaction of its own: promoting is idempotent, so
-			// nothing is lost if the lease then fails.
 			_, _, err := w.exec(sqlPromote, qid, t)
 			promoted = true
 			q.promotedAt = t
@@ -445,20 +437,14 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 		if err != nil || qid == 0 {
 			return err // no row: none of them is ours
 		}
-		del := func() error {
-			for i, c := range chunks {
-				d, err := q.ack(w, qid, c)
-				if err != nil {
-					return err
-				}
-				deleted[i] = d
+		for i, c := range chunks {
+			d, err := q.ack(w, qid, c)
+			if err != nil {
+				return err
 			}
-			return nil
+			deleted[i] = d
 		}
-		if len(chunks) == 1 {
-			return del() // one statement is a transaction of its own
-		}
-		return w.tx(del)
+		return nil
 	})
 	if err != nil {
 		return q.wrap(err, "ack")
@@ -559,8 +545,8 @@ func (q *Queue) settle(ctx context.Context, m *queue.Message, op, query string, 
 	return nil
 }
 
-// write runs fn with the writer connection, alone or together with other
-// writes in one transaction; see writer. fn may run more than once, so it
+// write runs fn with the writer connection, in a transaction that it may
+// share with other writes; see writer. fn may run more than once, so it
 // must reset what it reports before it starts.
 func (db *DB) write(ctx context.Context, fn func(w *writer) error) error {
 	return db.w.do(ctx, fn)
