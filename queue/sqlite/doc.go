@@ -71,9 +71,9 @@
 // behind each other are committed in one transaction (group commit), so a
 // busy consumer's Receive, Ack and Extend calls share commits and flushes.
 // Leasing a message changes no indexed column, and Ack deletes a batch with
-// one statement. The repository's benchmarks/ module compares this queue,
-// consumed through queue.Consumer, with River on SQLite and with a minimal
-// lease-and-delete loop; see its README for the numbers.
+// one statement. BenchmarkQueueSQLite, in the repository's benchmarks
+// module, compares this queue, consumed through queue.Consumer, with River
+// on SQLite and with a minimal lease-and-delete loop, in one run.
 //
 // # Schema
 //
