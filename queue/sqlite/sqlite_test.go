@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -90,6 +91,18 @@ func TestOpenCreatesAMigratedWALFile(t *testing.T) {
 	again := openPath(t, path)
 	if s := stats(t, again.Queue("q")); s.Ready != 1 {
 		t.Errorf("reopened: %+v, want the message published before", s)
+	}
+}
+
+func TestOpenTakesAnyFileName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a dir %20 with?odd#chars")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "q&x=1.db")
+	publishN(t, openPath(t, path).Queue("q"), 1)
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the file is not where it was asked for: %v", err)
 	}
 }
 
