@@ -59,7 +59,7 @@ var migrations = []string{
 
 // migrate brings the file's schema up to date in one transaction, so that
 // processes that open a new file at the same time neither fail nor migrate
-// twice. It runs with w locked.
+// twice. It runs in Open, before anything else uses w.
 func migrate(w *writer) error {
 	return w.tx(func() error {
 		var version int64

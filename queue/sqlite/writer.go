@@ -20,11 +20,12 @@ import (
 // goroutine whose write finds the connection free becomes the leader, runs
 // its own write, every write queued by then and every write that queues
 // while they run in one transaction (group commit, up to maxGroup writes),
-// and hands the connection to the next queued writer. A busy
-// consumer's Receive, Ack and Extend calls thus share transactions, and so
-// the locking, page writes and, with synchronous=FULL, the flush of each
-// commit. If any write of a group fails, the group is rolled back and its
-// writes run again one by one, so that one failure does not fail the others.
+// and hands the connection to the next queued writer. A busy consumer's
+// Receive, Ack and Extend calls thus share transactions, and so the
+// locking, the page writes and, with synchronous=FULL, the flush of each
+// commit. If a write of a group fails, the group is rolled back and its
+// writes run again one by one, so that one failure does not fail the
+// others.
 //
 // The writer drives the modernc.org/sqlite connection directly rather than
 // through database/sql: the queue's statements are short, and database/sql's
