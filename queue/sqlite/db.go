@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/crewgo/crew"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	msqlite "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrClosed is returned by every operation on a DB, or on one of its queues,
@@ -128,12 +129,37 @@ func Open(path string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: Open(%q): %w", path, err)
 	}
-	db := &DB{path: abs, opts: o, closed: make(chan struct{}), queues: make(map[string]*Queue)}
-	if err := db.open(); err != nil {
-		db.closeHandles()
-		return nil, fmt.Errorf("sqlite: Open(%q): %w", path, err)
+	// Putting a new file in WAL mode needs the file to itself, and SQLite
+	// reports SQLITE_BUSY at once, busy timeout or not, to a connection
+	// that would otherwise deadlock with another doing the same: processes
+	// that start together and open a new file would fail. Retry, for as
+	// long as the busy timeout.
+	deadline := time.Now().Add(o.busyTimeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		db := &DB{path: abs, opts: o, closed: make(chan struct{}), queues: make(map[string]*Queue)}
+		err := db.open()
+		if err == nil {
+			return db, nil
+		}
+		_ = db.closeHandles()
+		if !busy(err) || time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("sqlite: Open(%q): %w", path, err)
+		}
+		time.Sleep(wait)
 	}
-	return db, nil
+}
+
+// busy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED.
+func busy(err error) bool {
+	var e *msqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() & 0xff { // the primary result code
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return true
+	}
+	return false
 }
 
 // dsn returns the modernc.org/sqlite data source name for the file, with
@@ -241,16 +267,11 @@ func (db *DB) Queues(ctx context.Context) ([]string, error) {
 	if db.isClosed() {
 		return nil, ErrClosed
 	}
-	// A skip scan: one index probe per queue, however many messages each
-	// one holds.
+	// One index probe per queue, however many messages each one holds.
 	rows, err := db.r.QueryContext(ctx, `
-		WITH RECURSIVE names(name) AS (
-			SELECT min(queue) FROM messages
-			UNION ALL
-			SELECT (SELECT min(queue) FROM messages WHERE queue > names.name)
-			FROM names WHERE names.name IS NOT NULL
-		)
-		SELECT name FROM names WHERE name IS NOT NULL`)
+		SELECT name FROM queues
+		WHERE EXISTS (SELECT 1 FROM messages WHERE messages.queue = queues.id)
+		ORDER BY name`)
 	if err != nil {
 		return nil, db.wrap(err, "list queues")
 	}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -26,8 +25,8 @@ func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 		return nil, err
 	}
 	rows, err := q.db.r.QueryContext(ctx, `
-		SELECT id, body, attributes, attempts, dead_reason, ready_at FROM messages
-		WHERE queue = ?1 AND state = 2 ORDER BY ready_at, id`, q.name)
+		SELECT m.id, body, attributes, attempts, dead_reason, ready_at FROM messages m, queues q
+		WHERE q.name = ?1 AND m.queue = q.id AND state = 2 ORDER BY ready_at, m.id`, q.name)
 	if err != nil {
 		return nil, q.wrap(err, "list dead letters")
 	}
@@ -46,9 +45,7 @@ func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 		}
 		m.ID = strconv.FormatInt(id, 10)
 		if attrs.Valid {
-			if err := json.Unmarshal([]byte(attrs.String), &m.Attributes); err != nil {
-				return nil, q.wrap(fmt.Errorf("message %s: decode the attributes: %w", m.ID, err), "list dead letters")
-			}
+			m.Attributes = decodeAttributes(attrs.String)
 		}
 		out = append(out, DeadMessage{Message: m, Reason: reason.String, At: time.UnixMilli(at)})
 	}
@@ -81,23 +78,25 @@ func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
 	}
 	var moved int64
 	err := q.db.write(ctx, func(w *writer) error {
+		moved = 0
+		qid, err := q.rowID(w, false)
+		if err != nil || qid == 0 {
+			return err
+		}
 		t := now()
 		if len(rowIDs) == 0 {
-			n, _, err := w.exec(sqlRedriveAll, q.name, t)
+			n, _, err := w.exec(sqlRedriveAll, qid, t)
 			moved = n
 			return err
 		}
-		return w.tx(func() error {
-			moved = 0
-			for _, id := range rowIDs {
-				n, _, err := w.exec(sqlRedriveOne, q.name, t, id)
-				if err != nil {
-					return err
-				}
-				moved += n
+		for _, id := range rowIDs {
+			n, _, err := w.exec(sqlRedriveOne, qid, t, id)
+			if err != nil {
+				return err
 			}
-			return nil
-		})
+			moved += n
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, q.wrap(err, "redrive")
@@ -116,8 +115,12 @@ func (q *Queue) Purge(ctx context.Context) (int, error) {
 	}
 	var n int64
 	err := q.db.write(ctx, func(w *writer) error {
-		var err error
-		n, _, err = w.exec(sqlPurge, q.name)
+		n = 0
+		qid, err := q.rowID(w, false)
+		if err != nil || qid == 0 {
+			return err
+		}
+		n, _, err = w.exec(sqlPurge, qid)
 		return err
 	})
 	if err != nil {

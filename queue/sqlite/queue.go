@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/crewgo/crew"
@@ -23,11 +24,15 @@ import (
 // number of processes.
 //
 // Every method fails with an error wrapping [ErrClosed] once the DB is
-// closed, and with ctx's error if ctx ends before the database answers; such
-// a failure changes nothing.
+// closed, and with ctx's error if ctx ends before the operation starts; such
+// a failure changes nothing. A write that has started (they queue for the
+// DB's one write connection) runs to completion: that takes milliseconds,
+// or up to the BusyTimeout while another process holds the file's lock.
 type Queue struct {
 	db   *DB
 	name string
+
+	id atomic.Int64 // the queue's row in the queues table, once known
 
 	mu      sync.Mutex
 	changed chan struct{} // closed when a message may have become ready; nil when nobody waits
@@ -49,6 +54,35 @@ type receipt int64
 
 // Name returns the queue's name.
 func (q *Queue) Name() string { return q.name }
+
+// rowID returns the queue's row ID in the queues table, looking it up (and
+// creating the row, if create) when it is not known yet. It returns 0 if
+// the queue has no row and create is false: it has never held a message.
+// It runs with the writer; callers remember the ID once their write
+// commits, since a rolled-back write may have created the row.
+func (q *Queue) rowID(w *writer, create bool) (int64, error) {
+	if id := q.id.Load(); id != 0 {
+		return id, nil
+	}
+	if create {
+		if _, _, err := w.exec(sqlCreateQueue, q.name); err != nil {
+			return 0, err
+		}
+	}
+	var id int64
+	err := w.query(sqlQueueID, []any{q.name}, func(vals []driver.Value) error {
+		id = int64Value(vals[0])
+		return nil
+	})
+	return id, err
+}
+
+// remember caches the queue's row ID once a write that used it committed.
+func (q *Queue) remember(id int64) {
+	if id != 0 {
+		q.id.Store(id)
+	}
+}
 
 // check returns the error that every operation reports before it starts.
 func (q *Queue) check() error {
@@ -89,6 +123,22 @@ func (q *Queue) notify() {
 }
 
 func now() int64 { return time.Now().UnixMilli() }
+
+// decodeAttributes reads the attributes column. Publish writes it as a
+// JSON object; a value that does not decode (something else wrote it)
+// reads as no attributes rather than failing the Receive, which, as the
+// lease has been taken, would fail every later Receive the same way.
+func decodeAttributes(v driver.Value) map[string]string {
+	b := bytesValue(v)
+	if b == nil {
+		return nil
+	}
+	var m map[string]string
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
+}
 
 // Publish adds a message with body to the queue and returns its ID, once
 // the message is committed (see [Synchronous] for what that promises).
@@ -136,28 +186,28 @@ func (q *Queue) publish(ctx context.Context, bodies [][]byte, opts []queue.Publi
 		state, readyAt = stateDelayed, after(t, o.Delay)
 	}
 	ids := make([]string, len(bodies))
-	insert := func() error {
+	var qid int64
+	err := q.db.write(ctx, func(w *writer) error {
+		var err error
+		if qid, err = q.rowID(w, true); err != nil {
+			return err
+		}
 		for i, body := range bodies {
 			if body == nil {
 				body = []byte{}
 			}
-			_, id, err := q.db.w.exec(sqlPublish, q.name, state, int64(o.Priority), readyAt, body, attrs, t)
+			_, id, err := w.exec(sqlPublish, qid, state, int64(o.Priority), readyAt, body, attrs, t)
 			if err != nil {
 				return err
 			}
 			ids[i] = strconv.FormatInt(id, 10)
 		}
 		return nil
-	}
-	err := q.db.write(ctx, func(w *writer) error {
-		if len(bodies) == 1 {
-			return insert() // one statement is a transaction of its own
-		}
-		return w.tx(insert)
 	})
 	if err != nil {
 		return nil, q.wrap(err, "publish")
 	}
+	q.remember(qid)
 	q.notify()
 	return ids, nil
 }
@@ -174,8 +224,9 @@ func after(t int64, d time.Duration) int64 {
 
 // Receive waits until at least one message is ready, then leases up to max
 // ready messages (at most 1000) for lease, in one transaction, and returns
-// them: highest priority first, then oldest. Each delivery counts as an attempt and gets a
-// new receipt, which fences off every earlier holder of the message.
+// them: highest priority first, then oldest. Each delivery counts as an
+// attempt and gets a new receipt, which fences off every earlier holder of
+// the message.
 //
 // While nothing is ready, Receive waits for a publish, Nack or Redrive
 // through this DB (which wakes it at once), for the next delayed message to
@@ -250,21 +301,24 @@ const promoteEvery = 10 * time.Millisecond
 
 // lease leases up to max ready messages. Before that, at most every
 // promoteEvery and always when nothing is ready, it makes ready the delayed
-// messages whose time has come: that is a transaction of its own, which
-// would otherwise double the cost of a busy Receive. If nothing is ready,
+// messages whose time has come: a statement that would otherwise add a
+// third to the cost of a busy Receive. If nothing is ready,
 // lease returns when the next delayed message becomes ready or lease ends
 // (Unix milliseconds), or 0 if nothing will.
 func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs []*queue.Message, next int64, err error) {
 	r := receipt(rand.Int64())
 	var rows []leased
+	var qid int64
 	err = q.db.write(ctx, func(w *writer) error {
 		rows, next = rows[:0], 0
+		var err error
+		if qid, err = q.rowID(w, false); err != nil || qid == 0 {
+			return err // no row: nothing was ever published
+		}
 		t := now()
 		promoted := false
 		promote := func() error {
-			// A transaction of its own: promoting is idempotent, so
-			// nothing is lost if the lease then fails.
-			_, _, err := w.exec(sqlPromote, q.name, t)
+			_, _, err := w.exec(sqlPromote, qid, t)
 			promoted = true
 			q.promotedAt = t
 			return err
@@ -275,7 +329,7 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 			}
 		}
 		for {
-			err := w.query(sqlLease(min(max, maxReceive)), []any{q.name, t, int64(r), after(t, lease)}, func(vals []driver.Value) error {
+			err := w.query(sqlLease(min(max, maxReceive)), []any{qid, t, int64(r), after(t, lease)}, func(vals []driver.Value) error {
 				rw := leased{id: int64Value(vals[0]), priority: int64Value(vals[1])}
 				rw.m = &queue.Message{
 					ID:      strconv.FormatInt(rw.id, 10),
@@ -286,11 +340,7 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 				if rw.m.Body == nil {
 					rw.m.Body = []byte{}
 				}
-				if a := bytesValue(vals[4]); a != nil {
-					if err := json.Unmarshal(a, &rw.m.Attributes); err != nil {
-						return fmt.Errorf("message %d: decode the attributes: %w", rw.id, err)
-					}
-				}
+				rw.m.Attributes = decodeAttributes(vals[4])
 				rows = append(rows, rw)
 				return nil
 			})
@@ -304,7 +354,7 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 				return err
 			}
 		}
-		return w.query(sqlNextDue, []any{q.name, t}, func(vals []driver.Value) error {
+		return w.query(sqlNextDue, []any{qid, t}, func(vals []driver.Value) error {
 			for _, v := range vals {
 				if d := int64Value(v); d > 0 && (next == 0 || d < next) {
 					next = d
@@ -316,6 +366,7 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 	if err != nil {
 		return nil, 0, err
 	}
+	q.remember(qid)
 	slices.SortFunc(rows, func(a, b leased) int {
 		if c := cmp.Compare(b.priority, a.priority); c != 0 {
 			return c
@@ -381,20 +432,19 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 	}
 	deleted := make([]map[int64]bool, len(chunks))
 	err := q.db.write(ctx, func(w *writer) error {
-		del := func() error {
-			for i, c := range chunks {
-				d, err := q.ack(w, c)
-				if err != nil {
-					return err
-				}
-				deleted[i] = d
+		clear(deleted)
+		qid, err := q.rowID(w, false)
+		if err != nil || qid == 0 {
+			return err // no row: none of them is ours
+		}
+		for i, c := range chunks {
+			d, err := q.ack(w, qid, c)
+			if err != nil {
+				return err
 			}
-			return nil
+			deleted[i] = d
 		}
-		if len(chunks) == 1 {
-			return del() // one statement is a transaction of its own
-		}
-		return w.tx(del)
+		return nil
 	})
 	if err != nil {
 		return q.wrap(err, "ack")
@@ -412,9 +462,9 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 
 // ack deletes up to ackBatch distinct messages with one statement and
 // returns the IDs it deleted.
-func (q *Queue) ack(w *writer, msgs []*queue.Message) (map[int64]bool, error) {
+func (q *Queue) ack(w *writer, qid int64, msgs []*queue.Message) (map[int64]bool, error) {
 	args := make([]any, 1+2*len(msgs))
-	args[0] = q.name
+	args[0] = qid
 	for i, m := range msgs {
 		id, r, _ := q.fence(m)
 		args[1+2*i], args[2+2*i] = id, int64(r)
@@ -478,8 +528,12 @@ func (q *Queue) settle(ctx context.Context, m *queue.Message, op, query string, 
 	}
 	var n int64
 	err = q.db.write(ctx, func(w *writer) error {
-		var err error
-		n, _, err = w.exec(query, append([]any{id, q.name, int64(r)}, args...)...)
+		n = 0
+		qid, err := q.rowID(w, false)
+		if err != nil || qid == 0 {
+			return err
+		}
+		n, _, err = w.exec(query, append([]any{id, qid, int64(r)}, args...)...)
 		return err
 	})
 	if err != nil {
@@ -491,8 +545,8 @@ func (q *Queue) settle(ctx context.Context, m *queue.Message, op, query string, 
 	return nil
 }
 
-// write runs fn with the writer connection, alone or together with other
-// writes in one transaction; see writer. fn may run more than once, so it
+// write runs fn with the writer connection, in a transaction that it may
+// share with other writes; see writer. fn may run more than once, so it
 // must reset what it reports before it starts.
 func (db *DB) write(ctx context.Context, fn func(w *writer) error) error {
 	return db.w.do(ctx, fn)
@@ -514,12 +568,12 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		return s, err
 	}
 	var due int // delayed, and their time has come
-	err := q.db.r.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until <= ?2),
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until > ?2),
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND ready_at > ?2),
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND ready_at <= ?2),
-		(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 2)`,
+	err := q.db.r.QueryRowContext(ctx, `WITH q(id) AS (SELECT id FROM queues WHERE name = ?1) SELECT
+		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 0 AND lease_until <= ?2),
+		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 0 AND lease_until > ?2),
+		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 1 AND ready_at > ?2),
+		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 1 AND ready_at <= ?2),
+		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 2)`,
 		q.name, now()).Scan(&s.Ready, &s.Leased, &s.Delayed, &due, &s.Dead)
 	if err != nil {
 		return Stats{}, q.wrap(err, "stats")

@@ -26,13 +26,19 @@ const (
 // version i to version i+1, and the file's PRAGMA user_version says which
 // version it has. Never edit a released migration; append a new one.
 var migrations = []string{
-	// 1: the messages table. Times are Unix milliseconds. IDs come from
-	// AUTOINCREMENT so that an ID is never reused, even after the newest
-	// message is deleted: a stale holder, a log line or a dead-letter
-	// listing never names a different message.
-	`CREATE TABLE messages (
+	// 1: the queues and messages tables. Times are Unix milliseconds.
+	// Messages name their queue by its row ID, which keeps the indexes
+	// small and their comparisons cheap. IDs come from AUTOINCREMENT so
+	// that an ID is never reused, even after the newest message is
+	// deleted: a stale holder, a log line or a dead-letter listing never
+	// names a different message.
+	`CREATE TABLE queues (
+		id   INTEGER PRIMARY KEY,
+		name TEXT    NOT NULL UNIQUE
+	) STRICT;
+	CREATE TABLE messages (
 		id          INTEGER PRIMARY KEY AUTOINCREMENT,
-		queue       TEXT    NOT NULL,
+		queue       INTEGER NOT NULL REFERENCES queues (id),
 		state       INTEGER NOT NULL,           -- stateReady, stateDelayed or stateDead
 		priority    INTEGER NOT NULL,
 		ready_at    INTEGER NOT NULL,           -- delayed: when it becomes ready; dead: when it died
@@ -53,7 +59,7 @@ var migrations = []string{
 
 // migrate brings the file's schema up to date in one transaction, so that
 // processes that open a new file at the same time neither fail nor migrate
-// twice. It runs with w locked.
+// twice. It runs in Open, before anything else uses w.
 func migrate(w *writer) error {
 	return w.tx(func() error {
 		var version int64
@@ -83,8 +89,12 @@ func migrate(w *writer) error {
 }
 
 // The writer's statements. Parameters are numbered so that each can be
-// read next to its query.
+// read next to its query; ?1 is the queue's row ID unless said otherwise.
 const (
+	// ?1 queue name.
+	sqlCreateQueue = `INSERT INTO queues (name) VALUES (?1) ON CONFLICT (name) DO NOTHING`
+	sqlQueueID     = `SELECT id FROM queues WHERE name = ?1`
+
 	// ?1 queue, ?2 state, ?3 priority, ?4 ready_at, ?5 body, ?6 attributes, ?7 now.
 	sqlPublish = `INSERT INTO messages (queue, state, priority, ready_at, body, attributes, created_at)
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -90,6 +91,41 @@ func TestOpenCreatesAMigratedWALFile(t *testing.T) {
 	again := openPath(t, path)
 	if s := stats(t, again.Queue("q")); s.Ready != 1 {
 		t.Errorf("reopened: %+v, want the message published before", s)
+	}
+}
+
+func TestOpenTakesAnyFileName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a dir %20 with?odd#chars")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "q&x=1.db")
+	publishN(t, openPath(t, path).Queue("q"), 1)
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the file is not where it was asked for: %v", err)
+	}
+}
+
+// Processes that start together may open a new file at the same time:
+// one migrates it, the others wait for the lock and find it done.
+func TestConcurrentOpensOfANewFileAllSucceed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new.db")
+	dbs := make([]*sqlite.DB, 4)
+	errs := make([]error, len(dbs))
+	var wg sync.WaitGroup
+	for i := range dbs {
+		wg.Go(func() { dbs[i], errs[i] = sqlite.Open(path) })
+	}
+	wg.Wait()
+	for i, db := range dbs {
+		if errs[i] != nil {
+			t.Errorf("Open %d: %v", i, errs[i])
+			continue
+		}
+		if _, err := db.Queue("q").Publish(t.Context(), []byte("x")); err != nil {
+			t.Errorf("Publish through DB %d: %v", i, err)
+		}
+		db.Close()
 	}
 }
 

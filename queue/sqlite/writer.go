@@ -18,12 +18,14 @@ import (
 //
 // Writes that queue up while another runs are committed together: the
 // goroutine whose write finds the connection free becomes the leader, runs
-// its own write and every write queued by then in one transaction (group
-// commit), and hands the connection to the next queued writer. A busy
-// consumer's Receive, Ack and Extend calls thus share transactions, and so
-// the locking, page writes and, with synchronous=FULL, the flush of each
-// commit. If any write of a group fails, the group is rolled back and its
-// writes run again one by one, so that one failure does not fail the others.
+// its own write, every write queued by then and every write that queues
+// while they run in one transaction (group commit, up to maxGroup writes),
+// and hands the connection to the next queued writer. A busy consumer's
+// Receive, Ack and Extend calls thus share transactions, and so the
+// locking, the page writes and, with synchronous=FULL, the flush of each
+// commit. If a write of a group fails, the group is rolled back and its
+// writes run again one by one, so that one failure does not fail the
+// others.
 //
 // The writer drives the modernc.org/sqlite connection directly rather than
 // through database/sql: the queue's statements are short, and database/sql's
@@ -46,6 +48,7 @@ type writer struct {
 
 // request is one queued write.
 type request struct {
+	ctx    context.Context
 	fn     func(w *writer) error
 	err    error
 	leader bool          // set instead of err: the request must lead
@@ -72,7 +75,7 @@ func (w *writer) do(ctx context.Context, fn func(w *writer) error) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	req := &request{fn: fn}
+	req := &request{ctx: ctx, fn: fn}
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -112,21 +115,11 @@ func (w *writer) do(ctx context.Context, fn func(w *writer) error) error {
 	return req.err
 }
 
-// lead runs own and the writes queued by now as one group, then hands the
-// connection to the next queued write, if any, and returns own's error.
+// lead runs own and the writes queued by now, and those that queue up
+// while they run, as one group; then it hands the connection to the next
+// queued write, if any, and returns own's error.
 func (w *writer) lead(own *request) error {
-	w.mu.Lock()
-	n := min(len(w.queue), maxGroup-1)
-	group := make([]*request, 0, 1+n)
-	group = append(group, own)
-	for _, r := range w.queue[:n] {
-		r.taken = true
-		group = append(group, r)
-	}
-	w.queue = append(w.queue[:0], w.queue[n:]...)
-	w.mu.Unlock()
-
-	w.run(group)
+	group := w.run(append([]*request{own}, w.take(maxGroup-1)...))
 
 	w.mu.Lock()
 	if len(w.queue) > 0 {
@@ -141,42 +134,87 @@ func (w *writer) lead(own *request) error {
 	}
 	w.mu.Unlock()
 
-	for _, r := range group[1:] {
-		close(r.done)
+	for _, r := range group {
+		if r != own {
+			close(r.done)
+		}
 	}
 	return own.err
 }
 
-// run runs a group of writes and sets each one's err.
-func (w *writer) run(group []*request) {
-	if len(group) == 1 {
-		group[0].err = group[0].fn(w)
-		return
+// take takes up to n queued writes.
+func (w *writer) take(n int) []*request {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n = min(len(w.queue), n)
+	taken := make([]*request, n, n+1)
+	copy(taken, w.queue)
+	for _, r := range taken {
+		r.taken = true
+	}
+	w.queue = append(w.queue[:0], w.queue[n:]...)
+	return taken
+}
+
+// run runs a group of writes, and the writes that queue up meanwhile (up
+// to maxGroup in all), sets each one's err, and returns them all. A write
+// whose context ended while it waited is not started. (Once taken into a
+// group, a write can no longer be withdrawn by its own goroutine.)
+func (w *writer) run(group []*request) []*request {
+	var running []*request
+	start := func(rs []*request) {
+		for _, r := range rs {
+			if r.ctx.Err() != nil {
+				r.err = context.Cause(r.ctx)
+			} else {
+				running = append(running, r)
+			}
+		}
+	}
+	start(group)
+	if len(running) == 0 {
+		return group
 	}
 	failed := false // a write failed, rather than BEGIN or COMMIT
 	err := w.tx(func() error {
-		for _, r := range group {
-			if err := r.fn(w); err != nil {
+		for i := 0; ; i++ {
+			if i == len(running) {
+				if len(group) >= maxGroup {
+					return nil
+				}
+				more := w.take(maxGroup - len(group))
+				if len(more) == 0 {
+					return nil
+				}
+				group = append(group, more...)
+				start(more)
+				if i == len(running) {
+					continue
+				}
+			}
+			if err := running[i].fn(w); err != nil {
 				failed = true
 				return err
 			}
 		}
-		return nil
 	})
 	switch {
 	case err == nil:
+	case failed && len(running) == 1:
+		running[0].err = err
 	case failed:
 		// The group rolled back: run each write alone, in a transaction
 		// of its own, so that the failure is reported to its own caller
 		// only and leaves nothing behind.
-		for _, r := range group {
+		for _, r := range running {
 			r.err = w.tx(func() error { return r.fn(w) })
 		}
 	default:
-		for _, r := range group {
+		for _, r := range running {
 			r.err = err
 		}
 	}
+	return group
 }
 
 // close waits for the writes in progress and queued, then closes the

@@ -21,19 +21,33 @@ func openInternal(t *testing.T, opts ...Option) *DB {
 	return db
 }
 
-func TestSynchronousReachesTheWriteConnection(t *testing.T) {
-	for mode, want := range map[string]int64{"FULL": 2, "NORMAL": 1} {
-		db := openInternal(t, Synchronous(mode))
-		var got int64
-		err := db.w.do(t.Context(), func(w *writer) error {
-			return w.query("PRAGMA synchronous", nil, func(vals []driver.Value) error {
-				got = int64Value(vals[0])
-				return nil
-			})
+// pragma reads an integer pragma on the write connection.
+func pragma(t *testing.T, db *DB, name string) int64 {
+	t.Helper()
+	var got int64
+	err := db.w.do(t.Context(), func(w *writer) error {
+		return w.query("PRAGMA "+name, nil, func(vals []driver.Value) error {
+			got = int64Value(vals[0])
+			return nil
 		})
-		if err != nil || got != want {
-			t.Errorf("Synchronous(%q): PRAGMA synchronous = %d, %v; want %d", mode, got, err, want)
+	})
+	if err != nil {
+		t.Fatalf("PRAGMA %s: %v", name, err)
+	}
+	return got
+}
+
+func TestOptionsReachTheWriteConnection(t *testing.T) {
+	for mode, want := range map[string]int64{"FULL": 2, "NORMAL": 1} {
+		if got := pragma(t, openInternal(t, Synchronous(mode)), "synchronous"); got != want {
+			t.Errorf("Synchronous(%q): PRAGMA synchronous = %d, want %d", mode, got, want)
 		}
+	}
+	if got := pragma(t, openInternal(t), "busy_timeout"); got != DefaultBusyTimeout.Milliseconds() {
+		t.Errorf("default PRAGMA busy_timeout = %d, want %d", got, DefaultBusyTimeout.Milliseconds())
+	}
+	if got := pragma(t, openInternal(t, BusyTimeout(1500*time.Millisecond)), "busy_timeout"); got != 1500 {
+		t.Errorf("BusyTimeout(1.5s): PRAGMA busy_timeout = %d, want 1500", got)
 	}
 }
 
@@ -83,7 +97,11 @@ func TestGroupCommitIsolatesAFailingWrite(t *testing.T) {
 		wg.Go(func() {
 			errs[i] = db.w.do(ctx, func(w *writer) error {
 				runs[i]++
-				if _, _, err := w.exec(sqlPublish, q.name, stateReady, 0, now(), []byte{byte(i)}, nil, now()); err != nil {
+				qid, err := q.rowID(w, true)
+				if err != nil {
+					return err
+				}
+				if _, _, err := w.exec(sqlPublish, qid, stateReady, 0, now(), []byte{byte(i)}, nil, now()); err != nil {
 					return err
 				}
 				if i == 1 {
