@@ -290,14 +290,39 @@ func (c *Consumer) Run(ctx context.Context) error {
 // a permanent Receive failure.
 func (r *run) receive(ctx context.Context) error {
 	failures := 0
+	capacity := r.concurrency + r.prefetch
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for ctx.Err() == nil {
-		want := r.concurrency + r.prefetch - int(r.held.Load())
+		want := capacity - int(r.held.Load())
 		if want <= 0 {
 			select {
 			case <-r.freed:
 			case <-ctx.Done():
 			}
 			continue
+		}
+		if want < (capacity+1)/2 {
+			// Quick handlers free their slots one at a time. Wait a moment
+			// for more to free up, so that one Receive fetches several
+			// messages instead of one each.
+			linger.Reset(receiveLinger)
+		wait:
+			for want < (capacity+1)/2 {
+				select {
+				case <-r.freed:
+					want = capacity - int(r.held.Load())
+				case <-linger.C:
+					break wait
+				case <-ctx.Done():
+					break wait
+				}
+			}
+			linger.Stop()
+			if ctx.Err() != nil {
+				break
+			}
 		}
 		msgs, err := r.c.Source.Receive(ctx, want, r.lease)
 		if err != nil {
@@ -361,6 +386,10 @@ func (r *run) releaseHeld(msgs []*Message) {
 		r.finish()
 	}
 }
+
+// receiveLinger is how long the consumer waits for more of its handler slots
+// to free up before receiving for fewer than half of them.
+const receiveLinger = time.Millisecond
 
 // ErrStopping is the Err of a Released Result for a message that the
 // consumer received but never started because it was stopping.

@@ -34,7 +34,7 @@ type Queue struct {
 	entries  map[string]*entry
 	ready    *entryHeap // visible now: by priority, then age
 	waiting  *entryHeap // leased or delayed: by the time they become visible
-	dead     []*DeadMessage
+	dead     []*deadEntry
 	changed  chan struct{} // closed and replaced when a message may have become ready
 }
 
@@ -65,6 +65,12 @@ type DeadMessage struct {
 	Message *queue.Message
 	Reason  string
 	At      time.Time
+}
+
+// deadEntry is a dead letter and the priority it goes back with.
+type deadEntry struct {
+	DeadMessage
+	priority int
 }
 
 // New returns an empty queue.
@@ -303,7 +309,7 @@ func (q *Queue) DeadLetter(ctx context.Context, m *queue.Message, reason error) 
 	}
 	msg := e.message()
 	msg.Receipt = nil
-	q.dead = append(q.dead, &DeadMessage{Message: msg, Reason: text, At: time.Now()})
+	q.dead = append(q.dead, &deadEntry{DeadMessage{Message: msg, Reason: text, At: time.Now()}, e.priority})
 	return nil
 }
 
@@ -324,7 +330,7 @@ func (q *Queue) Dead() []DeadMessage {
 	defer q.mu.Unlock()
 	out := make([]DeadMessage, len(q.dead))
 	for i, d := range q.dead {
-		out[i] = *d
+		out[i] = d.DeadMessage
 	}
 	return out
 }
@@ -348,6 +354,7 @@ func (q *Queue) Redrive(ids ...string) int {
 			seq:        q.seq,
 			body:       d.Message.Body,
 			attributes: d.Message.Attributes,
+			priority:   d.priority,
 			readyIndex: -1,
 			waitIndex:  -1,
 		}

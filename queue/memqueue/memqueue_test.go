@@ -1,7 +1,12 @@
 package memqueue_test
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
+
+	"github.com/crewgo/crew/queue"
 
 	"github.com/crewgo/crew/queue/memqueue"
 	"github.com/crewgo/crew/queue/queuetest"
@@ -21,4 +26,29 @@ func TestConformance(t *testing.T) {
 			return ids
 		},
 	}.Run(t)
+}
+
+func TestRedriveKeepsPriorityAndResetsAttempts(t *testing.T) {
+	ctx := context.Background()
+	q := memqueue.New()
+	low, _ := q.Publish(ctx, []byte("low"))
+	high, _ := q.Publish(ctx, []byte("high"), queue.Priority(9))
+	msgs, _ := q.Receive(ctx, 2, time.Minute)
+	for _, m := range msgs {
+		if m.ID == high {
+			_ = q.DeadLetter(ctx, m, errors.New("boom"))
+		} else {
+			_ = q.Nack(ctx, m, 0)
+		}
+	}
+	if n := q.Redrive(high); n != 1 {
+		t.Fatalf("Redrive moved %d", n)
+	}
+	msgs, _ = q.Receive(ctx, 2, time.Minute)
+	if len(msgs) != 2 || msgs[0].ID != high || msgs[1].ID != low {
+		t.Fatalf("received %v, want the redriven high-priority message first", msgs)
+	}
+	if msgs[0].Attempt != 1 {
+		t.Errorf("redriven message's Attempt = %d, want 1", msgs[0].Attempt)
+	}
 }

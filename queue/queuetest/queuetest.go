@@ -300,6 +300,7 @@ func testDeadLetterAfterMaxAttempts(t *testing.T, s Suite) {
 	var attempts []int
 	var mu sync.Mutex
 	dead := make(chan struct{})
+	var deadOnce sync.Once
 	c := &queue.Consumer{
 		Source:      q,
 		Concurrency: 1,
@@ -314,7 +315,7 @@ func testDeadLetterAfterMaxAttempts(t *testing.T, s Suite) {
 		},
 		OnResult: func(r queue.Result) {
 			if r.Outcome == queue.DeadLettered {
-				close(dead)
+				deadOnce.Do(func() { close(dead) })
 			}
 		},
 		Logger: quietLogger(),
@@ -488,6 +489,7 @@ func testConsumerHandlesEverything(t *testing.T, s Suite) {
 	var mu sync.Mutex
 	handled := map[string]int{}
 	all := make(chan struct{})
+	var allOnce sync.Once
 	c := &queue.Consumer{
 		Source:      q,
 		Concurrency: 8,
@@ -496,7 +498,7 @@ func testConsumerHandlesEverything(t *testing.T, s Suite) {
 			defer mu.Unlock()
 			handled[string(m.Body)]++
 			if len(handled) == n {
-				close(all)
+				allOnce.Do(func() { close(all) })
 			}
 			return nil
 		},
