@@ -1,11 +1,27 @@
 module github.com/crewgo/crew/examples
 
-go 1.26
+go 1.26.0
 
 replace github.com/crewgo/crew => ../
 
 require (
 	github.com/crewgo/crew v0.0.0-00010101000000-000000000000
+	github.com/crewgo/crew/queue/sqlite v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
 	golang.org/x/time v0.15.0
 )
+
+require (
+	github.com/dustin/go-humanize v1.1.0 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/mattn/go-isatty v0.0.24 // indirect
+	github.com/ncruces/go-strftime v1.1.0 // indirect
+	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	modernc.org/libc v1.79.0 // indirect
+	modernc.org/mathutil v1.7.1 // indirect
+	modernc.org/memory v1.12.1 // indirect
+	modernc.org/sqlite v1.61.1 // indirect
+)
+
+replace github.com/crewgo/crew/queue/sqlite => ../queue/sqlite
