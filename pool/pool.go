@@ -43,6 +43,7 @@ type Pool struct {
 	spinning int          // workers polling the queue before they park
 	parked   []*worker    // idle workers, most recently parked last
 	stalled  bool         // a full queue did not drain while a submitter yielded
+	trimming bool         // trim is running
 
 	outstanding int           // submitted, not yet finished or skipped
 	drained     chan struct{} // closed when outstanding drops to zero; nil if nobody waits
@@ -62,9 +63,9 @@ type Pool struct {
 // worker is one goroutine of a pool. While parked it waits on wake, which
 // carries its next task, or nil to make it exit.
 type worker struct {
-	p     *Pool
-	wake  chan task
-	timer *time.Timer
+	p        *Pool
+	wake     chan task
+	parkedAt time.Time
 }
 
 // Stats is a snapshot of a pool's counters.
@@ -205,7 +206,9 @@ func (p *Pool) refuse() error {
 // says that the submitter found the queue full before and yielded to the
 // workers: whether that made room or not decides p.stalled.
 func (p *Pool) acceptLocked(task task, yielded, spawn bool) bool {
-	if n := len(p.parked); n > 0 {
+	// A parked worker must be woken, which costs more than the task itself
+	// when tasks are small: while a worker polls the queue, queue instead.
+	if n := len(p.parked); n > 0 && p.spinning == 0 {
 		w := p.parked[n-1]
 		p.parked[n-1] = nil
 		p.parked = p.parked[:n-1]
@@ -272,11 +275,12 @@ func (p *Pool) spawnLocked(first task) {
 }
 
 // passRoomLocked wakes a blocked submitter if there is room for it: a
-// parked worker, a free slot under the limit, or a queue drained to half,
+// parked worker (when none polls the queue, see acceptLocked), a free slot
+// under the limit, or a queue drained to half,
 // so that a submitter refills the queue in one go instead of being woken
 // for every task. It reports whether it woke one. p.mu is held.
 func (p *Pool) passRoomLocked() bool {
-	if p.waiters > 0 && (len(p.parked) > 0 || p.workers < p.limit || p.queue.len() <= (p.queueCap+p.starting)/2) {
+	if p.waiters > 0 && ((len(p.parked) > 0 && p.spinning == 0) || p.workers < p.limit || p.queue.len() <= (p.queueCap+p.starting)/2) {
 		select {
 		case p.room <- struct{}{}:
 			return true
@@ -350,34 +354,54 @@ func (w *worker) nextLocked() task {
 			return nil
 		}
 	}
+	w.parkedAt = time.Now()
 	p.parked = append(p.parked, w)
 	p.stalled = false // the queue is empty: the workers keep up
 	p.passRoomLocked()
+	if !p.trimming {
+		p.trimming = true
+		p.exited.Add(1)
+		go p.trim()
+	}
 	p.mu.Unlock()
-	if w.timer == nil {
-		w.timer = time.NewTimer(IdleTimeout)
-	} else {
-		w.timer.Reset(IdleTimeout)
-	}
-	select {
-	case t := <-w.wake:
-		w.timer.Stop()
-		return t // nil when told to exit; whoever woke it did the accounting
-	case <-w.timer.C:
-	}
-	p.mu.Lock()
-	for i, pw := range p.parked {
-		if pw == w {
-			p.parked = append(p.parked[:i], p.parked[i+1:]...)
-			p.workers--
-			p.passRoomLocked()
-			p.mu.Unlock()
-			return nil
+	return <-w.wake // nil when told to exit; whoever woke it did the accounting
+}
+
+// trim ends the workers parked for longer than IdleTimeout, and returns once
+// none is parked. Parked workers wait on their channel alone, with no timer
+// each: this one goroutine keeps the time for all of them.
+func (p *Pool) trim() {
+	defer p.exited.Done()
+	t := time.NewTimer(IdleTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-p.closing:
 		}
+		p.mu.Lock()
+		// The stack's bottom holds the workers parked longest.
+		cutoff := time.Now().Add(-IdleTimeout)
+		n := 0
+		for n < len(p.parked) && !p.parked[n].parkedAt.After(cutoff) {
+			p.parked[n].wake <- nil
+			n++
+		}
+		if n > 0 {
+			p.workers -= n
+			p.parked = append(p.parked[:0], p.parked[n:]...)
+			clear(p.parked[len(p.parked) : len(p.parked)+n])
+			p.passRoomLocked()
+		}
+		if len(p.parked) == 0 || p.closed {
+			p.trimming = false
+			p.mu.Unlock()
+			return
+		}
+		next := time.Until(p.parked[0].parkedAt.Add(IdleTimeout))
+		p.mu.Unlock()
+		t.Reset(next)
 	}
-	// Someone handed it a task just as the timer fired.
-	p.mu.Unlock()
-	return <-w.wake
 }
 
 // spinRounds bounds how long an idle worker polls the queue before parking.
