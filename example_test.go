@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/crewgo/crew"
@@ -256,4 +260,98 @@ func ExamplePanicError() {
 	}
 	// Output:
 	// recovered: invariant broken: negative balance
+}
+
+// HTTPListener serves on a listener opened beforehand, such as one on port
+// 0 whose address a test needs to know.
+func ExampleHTTPListener() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	g := crew.Group{Logger: slog.New(slog.DiscardHandler)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "pong") })
+	g.Add("http", crew.HTTPListener(&http.Server{Handler: mux}, ln))
+	go func() {
+		<-g.Ready()
+		resp, err := http.Get("http://" + ln.Addr().String())
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			fmt.Println(string(body))
+		}
+		g.Stop(nil)
+	}()
+	fmt.Println("Run:", g.Run(context.Background()))
+	// Output:
+	// pong
+	// Run: <nil>
+}
+
+// Status shows where every worker is, for a debug page or a log line.
+func ExampleGroup_Status() {
+	g := crew.Group{Logger: slog.New(slog.DiscardHandler)}
+	g.Add("migrate", crew.Func(func(ctx context.Context) error { return nil }), crew.OneShot())
+	g.Add("server", crew.Func(func(ctx context.Context) error { <-ctx.Done(); return nil }), crew.After("migrate"))
+	go func() {
+		<-g.Ready()
+		for _, st := range g.Status() {
+			fmt.Println(st.Name, st.State, st.Ready)
+		}
+		g.Stop(nil)
+	}()
+	_ = g.Run(context.Background())
+	// Output:
+	// migrate done true
+	// server running true
+}
+
+// OnEvent sees every step of the group's life, for metrics or tests.
+func ExampleGroup_events() {
+	g := crew.Group{
+		Logger: slog.New(slog.DiscardHandler),
+		OnEvent: func(e crew.Event) {
+			fmt.Println(strings.TrimSpace(e.Kind.String() + " " + e.Worker))
+		},
+	}
+	g.Add("worker", crew.Func(func(ctx context.Context) error { <-ctx.Done(); return nil }))
+	go func() {
+		<-g.Ready()
+		g.Stop(nil)
+	}()
+	_ = g.Run(context.Background())
+	// Output:
+	// Started worker
+	// Ready worker
+	// Stopping
+	// Exited worker
+}
+
+// NewPanicError turns a recovered panic into the error type every crew
+// package reports panics with.
+func ExampleNewPanicError() {
+	run := func() (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = crew.NewPanicError(v)
+			}
+		}()
+		panic("out of range")
+	}
+	err := run()
+	var pe *crew.PanicError
+	fmt.Println(errors.As(err, &pe), pe.Value, len(pe.Stack) > 0)
+	// Output: true out of range true
+}
+
+// MainContext and Signals adapt Main to a program with its own root context
+// or other signals; SignalSource and ExitFunc are for tests (see crewtest).
+func ExampleMainContext() {
+	type serviceKey struct{}
+	ctx := context.WithValue(context.Background(), serviceKey{}, "billing")
+	g := &crew.Group{}
+	g.Add("worker", crew.Func(func(ctx context.Context) error { <-ctx.Done(); return nil }))
+	crew.Main(g, crew.MainContext(ctx), crew.Signals(syscall.SIGTERM, syscall.SIGHUP))
 }
