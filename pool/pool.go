@@ -577,13 +577,15 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 		return p.Wait()
 	case <-ctx.Done():
 	}
-	p.cancel(context.Cause(ctx))
+	// What is running and what has failed are as they were at the
+	// deadline; the tasks that the cancellation ends report to Wait.
 	p.mu.Lock()
 	p.skipQueuedLocked()
 	running := p.running
 	errs := p.errs
 	p.errs = nil
 	p.mu.Unlock()
+	p.cancel(context.Cause(ctx))
 	if running == 0 {
 		return errors.Join(errs...)
 	}
