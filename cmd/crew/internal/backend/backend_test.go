@@ -14,7 +14,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestOpenDispatchesOnTheScheme(t *testing.T) {
 	var got *url.URL
 	errOpened := errors.New("opened")
-	Register("test-dispatch", func(u *url.URL) (Backend, error) {
+	register(t, "test-dispatch", func(u *url.URL) (Backend, error) {
 		got = u
 		return nil, errOpened
 	})
@@ -27,8 +27,8 @@ func TestOpenDispatchesOnTheScheme(t *testing.T) {
 }
 
 func TestOpenNamesTheSupportedSchemes(t *testing.T) {
-	Register("test-b", func(*url.URL) (Backend, error) { return nil, nil })
-	Register("test-a", func(*url.URL) (Backend, error) { return nil, nil })
+	register(t, "test-b", func(*url.URL) (Backend, error) { return nil, nil })
+	register(t, "test-a", func(*url.URL) (Backend, error) { return nil, nil })
 	_, err := Open("foo://x")
 	var ue *URLError
 	if !errors.As(err, &ue) {
@@ -50,7 +50,7 @@ func TestOpenNamesTheSupportedSchemes(t *testing.T) {
 
 func TestRegisterRejectsDuplicatesAndEmptyArguments(t *testing.T) {
 	open := func(*url.URL) (Backend, error) { return nil, nil }
-	Register("test-dup", open)
+	register(t, "test-dup", open)
 	for name, f := range map[string]func(){
 		"duplicate":    func() { Register("TEST-DUP", open) },
 		"empty scheme": func() { Register("", open) },
@@ -65,6 +65,18 @@ func TestRegisterRejectsDuplicatesAndEmptyArguments(t *testing.T) {
 			f()
 		}()
 	}
+}
+
+// register registers scheme for the length of the test, so that the tests
+// can run again in the same process (go test -count).
+func register(t *testing.T, scheme string, open OpenFunc) {
+	t.Helper()
+	Register(scheme, open)
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		delete(schemes, strings.ToLower(scheme))
+	})
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
