@@ -355,3 +355,14 @@ func ExampleMainContext() {
 	g.Add("worker", crew.Func(func(ctx context.Context) error { <-ctx.Done(); return nil }))
 	crew.Main(g, crew.MainContext(ctx), crew.Signals(syscall.SIGTERM, syscall.SIGHUP))
 }
+
+// PassPanics lets a worker's panic crash the program, for a crash reporter
+// or a core dump, instead of becoming a *PanicError.
+func ExamplePassPanics() {
+	g := &crew.Group{}
+	g.Add("legacy", crew.Func(func(ctx context.Context) error {
+		<-ctx.Done()
+		return nil
+	}), crew.PassPanics())
+	crew.Main(g)
+}

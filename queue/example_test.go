@@ -100,3 +100,31 @@ func ExamplePriority() {
 	// urgent
 	// routine
 }
+
+// Delay publishes a message that becomes ready later, such as a reminder.
+func ExampleDelay() {
+	q := memqueue.New()
+	_, _ = q.Publish(context.Background(), []byte("remind me"), queue.Delay(time.Hour))
+	fmt.Printf("%+v\n", q.Counts())
+	// Output: {Ready:0 Leased:0 Delayed:1 Dead:0}
+}
+
+// Stats counts what a consumer has done, for a status line or metrics.
+func ExampleConsumer_Stats() {
+	q := memqueue.New()
+	for range 3 {
+		_, _ = q.Publish(context.Background(), []byte("job"))
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	c := &queue.Consumer{Source: q, Concurrency: 1, Logger: slog.New(slog.DiscardHandler)}
+	c.Handler = func(ctx context.Context, m *queue.Message) error {
+		if c.Stats().Received == 3 && m.ID == "3" {
+			defer stop()
+		}
+		return nil
+	}
+	_ = c.Run(ctx)
+	st := c.Stats()
+	fmt.Println("received", st.Received, "succeeded", st.Succeeded, "held", st.Held)
+	// Output: received 3 succeeded 3 held 0
+}
