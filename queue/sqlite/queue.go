@@ -405,54 +405,61 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 	if err := q.check(); err != nil {
 		return err
 	}
-	var lost []error
-	// Chunks of distinct messages, each deleted by one statement.
-	var chunks [][]*queue.Message
-	var chunk []*queue.Message
-	inChunk := make(map[int64]bool, min(len(msgs), ackBatch))
-	for _, m := range msgs {
-		id, _, err := q.fence(m)
-		if err != nil {
-			lost = append(lost, err)
-			continue
-		}
-		if len(chunk) == ackBatch || inChunk[id] {
-			chunks = append(chunks, chunk)
-			chunk = nil
-			clear(inChunk)
-		}
-		chunk = append(chunk, m)
-		inChunk[id] = true
-	}
-	if len(chunk) > 0 {
-		chunks = append(chunks, chunk)
-	}
+	chunks, lost := ackChunks(q, msgs)
 	if len(chunks) == 0 {
 		return errors.Join(lost...)
 	}
-	deleted := make([]map[int64]bool, len(chunks))
+	// Every message is normally still ours, and one statement per chunk
+	// that only counts the rows it deleted settles them all. When a count
+	// falls short, the transaction rolls back and the chunks run again,
+	// each statement returning the IDs it deleted, to tell which were not.
+	precise := false
 	err := q.db.write(ctx, func(w *writer) error {
-		clear(deleted)
 		qid, err := q.rowID(w, false)
-		if err != nil || qid == 0 {
-			return err // no row: none of them is ours
+		if err != nil {
+			return err
 		}
-		for i, c := range chunks {
-			d, err := q.ack(w, qid, c)
-			if err != nil {
+		for i := range chunks {
+			c := &chunks[i]
+			clear(c.deleted)
+			if qid == 0 { // no row: none of them is ours
+				continue
+			}
+			if err := c.delete(w, qid, precise); err != nil {
 				return err
 			}
-			deleted[i] = d
+			if !precise && len(c.deleted) < len(c.msgs) {
+				precise = true
+				return errAckShort
+			}
 		}
 		return nil
 	})
+	if errors.Is(err, errAckShort) {
+		err = q.db.write(ctx, func(w *writer) error {
+			qid, err := q.rowID(w, false)
+			if err != nil {
+				return err
+			}
+			for i := range chunks {
+				c := &chunks[i]
+				clear(c.deleted)
+				if qid == 0 {
+					continue
+				}
+				if err := c.delete(w, qid, true); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return q.wrap(err, "ack")
 	}
-	for i, c := range chunks {
-		for _, m := range c {
-			id, _, _ := q.fence(m)
-			if !deleted[i][id] {
+	for _, c := range chunks {
+		for i, m := range c.msgs {
+			if !c.deleted[c.ids[i]] {
 				lost = append(lost, q.leaseLost(m))
 			}
 		}
@@ -460,21 +467,72 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 	return errors.Join(lost...)
 }
 
-// ack deletes up to ackBatch distinct messages with one statement and
-// returns the IDs it deleted.
-func (q *Queue) ack(w *writer, qid int64, msgs []*queue.Message) (map[int64]bool, error) {
-	args := make([]any, 1+2*len(msgs))
-	args[0] = qid
-	for i, m := range msgs {
-		id, r, _ := q.fence(m)
-		args[1+2*i], args[2+2*i] = id, int64(r)
+// errAckShort rolls back an Ack whose statements deleted fewer rows than
+// they were given, so that it can run again and learn which rows those were.
+var errAckShort = errors.New("sqlite: ack: a message was not deleted")
+
+// ackChunk is up to ackBatch distinct messages of one delivery (one
+// receipt), which one statement deletes.
+type ackChunk struct {
+	r       receipt
+	ids     []int64
+	msgs    []*queue.Message
+	deleted map[int64]bool // set by delete
+}
+
+// ackChunks sorts msgs into chunks by receipt, and returns them with an
+// error for each message that this queue did not deliver. A message given
+// twice lands in two chunks, so that the second copy is reported lost.
+func ackChunks(q *Queue, msgs []*queue.Message) (chunks []ackChunk, lost []error) {
+	open := make(map[receipt]int, 2) // receipt → index of its chunk that is not full
+	for _, m := range msgs {
+		id, r, err := q.fence(m)
+		if err != nil {
+			lost = append(lost, err)
+			continue
+		}
+		i, ok := open[r]
+		if ok && (len(chunks[i].ids) == ackBatch || slices.Contains(chunks[i].ids, id)) {
+			ok = false
+		}
+		if !ok {
+			i = len(chunks)
+			open[r] = i
+			chunks = append(chunks, ackChunk{r: r})
+		}
+		chunks[i].ids = append(chunks[i].ids, id)
+		chunks[i].msgs = append(chunks[i].msgs, m)
 	}
-	deleted := make(map[int64]bool, len(msgs))
-	err := w.query(sqlAcks[len(msgs)], args, func(vals []driver.Value) error {
-		deleted[int64Value(vals[0])] = true
-		return nil
-	})
-	return deleted, err
+	for i := range chunks {
+		chunks[i].deleted = make(map[int64]bool, len(chunks[i].ids))
+	}
+	return chunks, lost
+}
+
+// delete deletes the chunk's rows that still carry its receipt, and
+// records in c.deleted which ones it deleted: exactly, if precise is set;
+// otherwise all of them, or fewer entries than messages if any row was
+// not deleted.
+func (c *ackChunk) delete(w *writer, qid int64, precise bool) error {
+	args := make([]any, 2, 2+len(c.ids))
+	args[0], args[1] = qid, int64(c.r)
+	for _, id := range c.ids {
+		args = append(args, id)
+	}
+	if precise {
+		return w.query(sqlAck(len(c.ids), true), args, func(vals []driver.Value) error {
+			c.deleted[int64Value(vals[0])] = true
+			return nil
+		})
+	}
+	n, _, err := w.exec(sqlAck(len(c.ids), false), args...)
+	if err != nil || n < int64(len(c.ids)) {
+		return err
+	}
+	for _, id := range c.ids {
+		c.deleted[id] = true
+	}
+	return nil
 }
 
 // Nack gives up m's lease: m becomes ready again after delay (at once for

@@ -143,30 +143,41 @@ const maxReceive = 1000
 // ackBatch is the most messages one Ack statement deletes.
 const ackBatch = 32
 
-// sqlAcks[n] deletes n messages; see sqlAck. Binding unused parameters
-// costs more than preparing a statement per size.
-var sqlAcks = func() (s []string) {
-	s = make([]string, ackBatch+1)
+// sqlAcks[n] and sqlAcksReturning[n] delete n messages; see sqlAck.
+// Binding unused parameters costs more than preparing a statement per
+// size.
+var sqlAcks, sqlAcksReturning = func() (s, r []string) {
+	s, r = make([]string, ackBatch+1), make([]string, ackBatch+1)
 	for n := 1; n <= ackBatch; n++ {
-		s[n] = sqlAck(n)
+		s[n] = buildAck(n, false)
+		r[n] = buildAck(n, true)
 	}
-	return s
+	return s, r
 }()
 
-// sqlAck returns the statement that deletes up to n messages, each fenced
-// by its receipt: ?1 queue, then for message i, ?(2i+2) its ID and ?(2i+3)
-// its receipt. It returns the IDs of the rows it deleted. The CASE form,
-// unlike a row-value IN, lets SQLite look each row up by its ID; the
-// unary + keeps it from scanning the queue's index instead.
-func sqlAck(n int) string {
-	var ids, cases strings.Builder
+// sqlAck returns the statement that deletes up to n messages of one
+// delivery, fenced by its receipt: ?1 queue, ?2 receipt, then their IDs.
+// With returning, it returns the IDs of the rows it deleted. The unary +
+// keeps SQLite from scanning the queue's index instead of looking each
+// row up by its ID.
+func sqlAck(n int, returning bool) string {
+	if returning {
+		return sqlAcksReturning[n]
+	}
+	return sqlAcks[n]
+}
+
+func buildAck(n int, returning bool) string {
+	var ids strings.Builder
 	for i := range n {
 		if i > 0 {
 			ids.WriteString(", ")
 		}
-		fmt.Fprintf(&ids, "?%d", 2*i+2)
-		fmt.Fprintf(&cases, " WHEN ?%d THEN ?%d", 2*i+2, 2*i+3)
+		fmt.Fprintf(&ids, "?%d", i+3)
 	}
-	return fmt.Sprintf(`DELETE FROM messages WHERE +queue = ?1 AND id IN (%s) AND receipt = CASE id%s END RETURNING id`,
-		ids.String(), cases.String())
+	q := `DELETE FROM messages WHERE +queue = ?1 AND receipt = ?2 AND id IN (` + ids.String() + `)`
+	if returning {
+		q += ` RETURNING id`
+	}
+	return q
 }

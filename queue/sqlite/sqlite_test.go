@@ -445,6 +445,34 @@ func TestAckOfALargeBatch(t *testing.T) {
 	}
 }
 
+func TestAckOfMessagesFromSeveralReceives(t *testing.T) {
+	q := openDB(t).Queue("q")
+	ctx := t.Context()
+	publishN(t, q, 5)
+	first := receiveN(t, q, 2, time.Minute)
+	second := receiveN(t, q, 2, time.Minute)
+	// The fifth message is received, given back, and received again: the
+	// first copy's receipt is stale, the second's is current.
+	stale := receiveN(t, q, 1, time.Minute)[0]
+	if err := q.Nack(ctx, stale, 0); err != nil {
+		t.Fatal(err)
+	}
+	current := receiveN(t, q, 1, time.Minute)[0]
+	if current.ID != stale.ID {
+		t.Fatalf("received %s again, want %s", current.ID, stale.ID)
+	}
+	err := q.Ack(ctx, second[1], stale, first[0], second[0], first[1])
+	if !errors.Is(err, queue.ErrLeaseLost) || !strings.Contains(err.Error(), "message "+stale.ID) {
+		t.Errorf("Ack with one stale copy = %v, want that copy reported as lost", err)
+	}
+	if s := stats(t, q); s != (sqlite.Stats{Leased: 1}) {
+		t.Errorf("Stats = %+v, want only the current copy left, leased", s)
+	}
+	if err := q.Ack(ctx, current); err != nil {
+		t.Errorf("Ack of the current copy = %v", err)
+	}
+}
+
 func idsOf(msgs []*queue.Message) []string {
 	ids := make([]string, len(msgs))
 	for i, m := range msgs {
