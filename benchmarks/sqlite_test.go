@@ -69,9 +69,10 @@ func BenchmarkQueueSQLite(b *testing.B) {
 		// crew and the floor run back to back, so that the machine's load
 		// changes as little as possible between the two that the target
 		// compares; River, which takes longest, runs last.
-		{"crew", crewQueue(queueConcurrency)},
+		{"crew", crewQueue(queueConcurrency, 0)},
 		{"floor", floorQueue},
-		{"crew-prefetch0", crewQueue(0)},
+		{"crew-batch64", crewQueue(2*queueConcurrency, 64)},
+		{"crew-prefetch0", crewQueue(0, 0)},
 		{"river", riverQueue},
 	}
 	for _, sync := range []string{"FULL", "NORMAL"} {
@@ -99,18 +100,21 @@ func BenchmarkQueueSQLite(b *testing.B) {
 }
 
 // crewQueue consumes with queue.Consumer from crew's queue/sqlite, with the
-// consumer's defaults apart from Concurrency and Prefetch. The consumer
-// receives only for free handler slots, so without prefetch it asks for 2
-// or 3 messages at a time when handlers finish as fast as no-op ones do;
-// Prefetch equal to Concurrency lets it receive about 9 at a time. Both
-// are measured, so that the cost of that policy shows in the same run.
-func crewQueue(prefetch int) queueImpl {
+// consumer's defaults apart from Concurrency, Prefetch and AckBatch (the
+// default if zero). The consumer receives only for free handler slots, so
+// without prefetch it asks for 2 or 3 messages at a time when handlers
+// finish as fast as no-op ones do; Prefetch equal to Concurrency lets it
+// receive about 9 at a time, and twice Concurrency about 17. Each Receive
+// is a transaction, so the size of the batches sets how many commits a
+// message shares. The three settings are measured, so that the cost of
+// that policy shows in the same run.
+func crewQueue(prefetch, ackBatch int) queueImpl {
 	return func(b *testing.B, path, sync string, n int) (func() error, func()) {
-		return crewConsume(b, path, sync, n, prefetch)
+		return crewConsume(b, path, sync, n, prefetch, ackBatch)
 	}
 }
 
-func crewConsume(b *testing.B, path, sync string, n, prefetch int) (func() error, func()) {
+func crewConsume(b *testing.B, path, sync string, n, prefetch, ackBatch int) (func() error, func()) {
 	ctx := context.Background()
 	db, err := crewsqlite.Open(path, crewsqlite.Synchronous(sync))
 	if err != nil {
@@ -134,6 +138,7 @@ func crewConsume(b *testing.B, path, sync string, n, prefetch int) (func() error
 			Source:      q,
 			Concurrency: queueConcurrency,
 			Prefetch:    prefetch,
+			AckBatch:    ackBatch,
 			Handler: func(ctx context.Context, m *queue.Message) error {
 				if handled.Add(1) == int64(n) {
 					close(all)

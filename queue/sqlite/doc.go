@@ -70,8 +70,12 @@
 // The process's writes go through one connection, and writes that queue up
 // behind each other are committed in one transaction (group commit), so a
 // busy consumer's Receive, Ack and Extend calls share commits and flushes.
-// Leasing a message changes no indexed column, and Ack deletes a batch with
-// one statement. BenchmarkQueueSQLite, in the repository's benchmarks
+// Leasing a message changes no indexed column, and Ack deletes the
+// messages of each Receive with one statement. Each Receive is a
+// transaction, so the size of the batches sets how many messages share a
+// commit: a queue.Consumer of quick handlers receives more at a time with
+// some Prefetch, and acknowledges more at a time with a larger AckBatch.
+// BenchmarkQueueSQLite, in the repository's benchmarks
 // module, compares this queue, consumed through queue.Consumer, with River
 // on SQLite and with a minimal lease-and-delete loop, in one run.
 //

@@ -414,7 +414,7 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 	// falls short, the transaction rolls back and the chunks run again,
 	// each statement returning the IDs it deleted, to tell which were not.
 	precise := false
-	err := q.db.write(ctx, func(w *writer) error {
+	deleteAll := func(w *writer) error {
 		qid, err := q.rowID(w, false)
 		if err != nil {
 			return err
@@ -434,25 +434,11 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 			}
 		}
 		return nil
-	})
+	}
+	err := q.db.write(ctx, deleteAll)
 	if errors.Is(err, errAckShort) {
-		err = q.db.write(ctx, func(w *writer) error {
-			qid, err := q.rowID(w, false)
-			if err != nil {
-				return err
-			}
-			for i := range chunks {
-				c := &chunks[i]
-				clear(c.deleted)
-				if qid == 0 {
-					continue
-				}
-				if err := c.delete(w, qid, true); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		// Rolled back, and run alone: precise is set now.
+		err = q.db.write(ctx, deleteAll)
 	}
 	if err != nil {
 		return q.wrap(err, "ack")
