@@ -45,7 +45,7 @@ func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 		}
 		m.ID = strconv.FormatInt(id, 10)
 		if attrs.Valid {
-			m.Attributes = decodeAttributes(attrs.String)
+			m.Attributes = decodeAttributes([]byte(attrs.String))
 		}
 		out = append(out, DeadMessage{Message: m, Reason: reason.String, At: time.UnixMilli(at)})
 	}

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql/driver"
 	"encoding/json"
@@ -128,8 +127,7 @@ func now() int64 { return time.Now().UnixMilli() }
 // JSON object; a value that does not decode (something else wrote it)
 // reads as no attributes rather than failing the Receive, which, as the
 // lease has been taken, would fail every later Receive the same way.
-func decodeAttributes(v driver.Value) map[string]string {
-	b := bytesValue(v)
+func decodeAttributes(b []byte) map[string]string {
 	if b == nil {
 		return nil
 	}
@@ -288,11 +286,31 @@ func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*q
 	}
 }
 
-// leased is one row that lease returned.
+// leased is one row that lease took, in the order Receive returns them.
 type leased struct {
-	m        *queue.Message
-	id       int64
-	priority int64
+	id, attempts int64
+	body, attrs  []byte
+}
+
+// markLeased leases the rows until leaseEnd under receipt r, counting one
+// more attempt, in statements of up to leaseChunk rows.
+func markLeased(w *writer, rows []leased, r receipt, leaseEnd int64) error {
+	args := make([]any, 0, 2+leaseChunk)
+	for chunk := range slices.Chunk(rows, leaseChunk) {
+		args = append(args[:0], leaseEnd, int64(r))
+		for _, rw := range chunk {
+			args = append(args, rw.id)
+		}
+		n, _, err := w.exec(sqlMarkLeased[len(chunk)], args...)
+		if err != nil {
+			return err
+		}
+		if n != int64(len(chunk)) {
+			// The rows were read in this transaction, under the write lock.
+			return fmt.Errorf("leased %d of %d messages", n, len(chunk))
+		}
+	}
+	return nil
 }
 
 // promoteEvery is how often, at most, a busy Queue looks for delayed
@@ -329,23 +347,20 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 			}
 		}
 		for {
-			err := w.query(sqlLease(min(max, maxReceive)), []any{qid, t, int64(r), after(t, lease)}, func(vals []driver.Value) error {
-				rw := leased{id: int64Value(vals[0]), priority: int64Value(vals[1])}
-				rw.m = &queue.Message{
-					ID:      strconv.FormatInt(rw.id, 10),
-					Attempt: int(int64Value(vals[2])),
-					Body:    bytesValue(vals[3]),
-					Receipt: r,
-				}
-				if rw.m.Body == nil {
-					rw.m.Body = []byte{}
-				}
-				rw.m.Attributes = decodeAttributes(vals[4])
-				rows = append(rows, rw)
+			err := w.query(sqlLease(min(max, maxReceive)), []any{qid, t}, func(vals []driver.Value) error {
+				rows = append(rows, leased{
+					id:       int64Value(vals[0]),
+					attempts: int64Value(vals[1]) + 1,
+					body:     bytesValue(vals[2]),
+					attrs:    bytesValue(vals[3]),
+				})
 				return nil
 			})
-			if err != nil || len(rows) > 0 {
+			if err != nil {
 				return err
+			}
+			if len(rows) > 0 {
+				return markLeased(w, rows, r, after(t, lease))
 			}
 			if promoted {
 				break
@@ -367,15 +382,19 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 		return nil, 0, err
 	}
 	q.remember(qid)
-	slices.SortFunc(rows, func(a, b leased) int {
-		if c := cmp.Compare(b.priority, a.priority); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.id, b.id)
-	})
 	msgs = make([]*queue.Message, len(rows))
 	for i, rw := range rows {
-		msgs[i] = rw.m
+		m := &queue.Message{
+			ID:         strconv.FormatInt(rw.id, 10),
+			Attempt:    int(rw.attempts),
+			Body:       rw.body,
+			Attributes: decodeAttributes(rw.attrs),
+			Receipt:    r,
+		}
+		if m.Body == nil {
+			m.Body = []byte{}
+		}
+		msgs[i] = m
 	}
 	return msgs, next, nil
 }

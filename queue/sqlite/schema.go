@@ -124,17 +124,42 @@ const (
 	sqlPurge      = `DELETE FROM messages WHERE queue = ?1 AND state = 2`
 )
 
-// sqlLease returns the statement that leases up to limit messages: ?1
-// queue, ?2 now, ?3 receipt, ?4 lease end. Only unindexed columns change.
-// RETURNING gives no order: Receive sorts the batch. The limit is part of
+// sqlLease returns the statement that finds up to limit messages to lease,
+// in the order Receive returns them: ?1 queue, ?2 now. The limit is part of
 // the text because SQLite recompiles a statement whose LIMIT parameter is
-// bound to a new value, which costs more than the statement itself.
+// bound to a new value, which costs more than the statement itself. Within
+// the write transaction, reading the rows and then updating them by ID
+// costs less than one UPDATE … RETURNING, which SQLite runs through two
+// temporary tables.
 func sqlLease(limit int) string {
-	return `UPDATE messages SET lease_until = ?4, attempts = attempts + 1, receipt = ?3
-		WHERE id IN (
-			SELECT id FROM messages WHERE queue = ?1 AND state = 0 AND lease_until <= ?2
-			ORDER BY priority DESC, id LIMIT ` + strconv.Itoa(limit) + `)
-		RETURNING id, priority, attempts, body, attributes`
+	return `SELECT id, attempts, body, attributes FROM messages
+		WHERE queue = ?1 AND state = 0 AND lease_until <= ?2
+		ORDER BY priority DESC, id LIMIT ` + strconv.Itoa(limit)
+}
+
+// leaseChunk is the most messages one sqlMarkLeased statement updates.
+const leaseChunk = 32
+
+// sqlMarkLeased[n] leases n messages found by sqlLease: ?1 lease end, ?2
+// receipt, then their IDs. Only unindexed columns change.
+var sqlMarkLeased = func() (s []string) {
+	s = make([]string, leaseChunk+1)
+	for n := 1; n <= leaseChunk; n++ {
+		s[n] = `UPDATE messages SET lease_until = ?1, attempts = attempts + 1, receipt = ?2 WHERE id IN (` + params(3, n) + `)`
+	}
+	return s
+}()
+
+// params returns n numbered parameters from ?first, separated by commas.
+func params(first, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "?%d", first+i)
+	}
+	return b.String()
 }
 
 // maxReceive is the most messages one Receive returns.
@@ -168,14 +193,7 @@ func sqlAck(n int, returning bool) string {
 }
 
 func buildAck(n int, returning bool) string {
-	var ids strings.Builder
-	for i := range n {
-		if i > 0 {
-			ids.WriteString(", ")
-		}
-		fmt.Fprintf(&ids, "?%d", i+3)
-	}
-	q := `DELETE FROM messages WHERE +queue = ?1 AND receipt = ?2 AND id IN (` + ids.String() + `)`
+	q := `DELETE FROM messages WHERE +queue = ?1 AND receipt = ?2 AND id IN (` + params(3, n) + `)`
 	if returning {
 		q += ` RETURNING id`
 	}
