@@ -88,6 +88,19 @@ func migrate(w *writer) error {
 	})
 }
 
+// What lease_until and receipt hold while a message is not leased, as SQL
+// literals. notLeased (2^40) is a moment long past, in 2004, so such a
+// message is ready; noReceipt (-2^62) is negative, and receipts never are.
+// Both take as many bytes in a row as the values a lease writes (a time in
+// Unix milliseconds, a random 63-bit receipt), so that leasing a message
+// overwrites its row in place instead of growing it, which can move rows
+// between pages. Rows written by earlier versions hold 0 and NULL, which
+// mean the same.
+const (
+	notLeased = "1099511627776"
+	noReceipt = "-4611686018427387904"
+)
+
 // The writer's statements. Parameters are numbered so that each can be
 // read next to its query; ?1 is the queue's row ID unless said otherwise.
 const (
@@ -96,10 +109,10 @@ const (
 	sqlQueueID     = `SELECT id FROM queues WHERE name = ?1`
 
 	// ?1 queue, ?2 state, ?3 priority, ?4 ready_at, ?5 body, ?6 attributes, ?7 now.
-	sqlPublish = `INSERT INTO messages (queue, state, priority, ready_at, body, attributes, created_at)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`
+	sqlPublish = `INSERT INTO messages (queue, state, priority, ready_at, body, attributes, created_at, lease_until, receipt)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ` + notLeased + `, ` + noReceipt + `)`
 	// ?1 queue, ?2 now: make ready the delayed messages whose time has come.
-	sqlPromote = `UPDATE messages SET state = 0, lease_until = 0
+	sqlPromote = `UPDATE messages SET state = 0, lease_until = ` + notLeased + `
 		WHERE queue = ?1 AND state = 1 AND ready_at <= ?2`
 	// ?1 queue, ?2 now: when the next delayed message becomes ready, and
 	// when the next lease ends. Nothing is ready when this runs, so the
@@ -109,16 +122,16 @@ const (
 		(SELECT min(lease_until) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until > ?2)`
 	// Settling statements: ?1 id, ?2 queue, ?3 receipt is the fence.
 	// Nack: ?4 state (ready or delayed), ?5 ready_at.
-	sqlNack = `UPDATE messages SET state = ?4, ready_at = ?5, lease_until = 0, receipt = NULL
+	sqlNack = `UPDATE messages SET state = ?4, ready_at = ?5, lease_until = ` + notLeased + `, receipt = ` + noReceipt + `
 		WHERE id = ?1 AND queue = ?2 AND receipt = ?3`
 	// Extend: ?4 lease end.
 	sqlExtend = `UPDATE messages SET lease_until = ?4
 		WHERE id = ?1 AND queue = ?2 AND receipt = ?3`
 	// DeadLetter: ?4 reason, ?5 now.
-	sqlDeadLetter = `UPDATE messages SET state = 2, ready_at = ?5, lease_until = 0, receipt = NULL, dead_reason = ?4
+	sqlDeadLetter = `UPDATE messages SET state = 2, ready_at = ?5, lease_until = ` + notLeased + `, receipt = ` + noReceipt + `, dead_reason = ?4
 		WHERE id = ?1 AND queue = ?2 AND receipt = ?3`
 	// Redrive: ?1 queue, ?2 now, and ?3 id for one message.
-	sqlRedriveAll = `UPDATE messages SET state = 0, ready_at = ?2, lease_until = 0, attempts = 0, receipt = NULL, dead_reason = NULL
+	sqlRedriveAll = `UPDATE messages SET state = 0, ready_at = ?2, lease_until = ` + notLeased + `, attempts = 0, receipt = ` + noReceipt + `, dead_reason = NULL
 		WHERE queue = ?1 AND state = 2`
 	sqlRedriveOne = sqlRedriveAll + ` AND id = ?3`
 	sqlPurge      = `DELETE FROM messages WHERE queue = ?1 AND state = 2`
