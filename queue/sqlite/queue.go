@@ -525,12 +525,12 @@ func (c *ackChunk) delete(w *writer, qid int64, precise bool) error {
 		args = append(args, id)
 	}
 	if precise {
-		return w.query(sqlAck(len(c.ids), true), args, func(vals []driver.Value) error {
+		return w.query(sqlAcks[len(c.ids)]+" RETURNING id", args, func(vals []driver.Value) error {
 			c.deleted[int64Value(vals[0])] = true
 			return nil
 		})
 	}
-	n, _, err := w.exec(sqlAck(len(c.ids), false), args...)
+	n, _, err := w.exec(sqlAcks[len(c.ids)], args...)
 	if err != nil || n < int64(len(c.ids)) {
 		return err
 	}

@@ -155,24 +155,24 @@ const leaseChunk = 32
 
 // sqlMarkLeased[n] leases n messages found by sqlLease: ?1 lease end, ?2
 // receipt, then their IDs. Only unindexed columns change.
-var sqlMarkLeased = func() (s []string) {
-	s = make([]string, leaseChunk+1)
-	for n := 1; n <= leaseChunk; n++ {
-		s[n] = `UPDATE messages SET lease_until = ?1, attempts = attempts + 1, receipt = ?2 WHERE id IN (` + params(3, n) + `)`
+var sqlMarkLeased = bySize(leaseChunk, func(ids string) string {
+	return `UPDATE messages SET lease_until = ?1, attempts = attempts + 1, receipt = ?2 WHERE id IN (` + ids + `)`
+})
+
+// bySize returns, at index n from 1 to max, the statement build makes for
+// n IDs given as the parameters ?3 to ?(n+2). Binding unused parameters
+// costs more than preparing a statement per size.
+func bySize(max int, build func(ids string) string) []string {
+	s := make([]string, max+1)
+	var ids strings.Builder
+	for n := 1; n <= max; n++ {
+		if n > 1 {
+			ids.WriteString(", ")
+		}
+		fmt.Fprintf(&ids, "?%d", n+2)
+		s[n] = build(ids.String())
 	}
 	return s
-}()
-
-// params returns n numbered parameters from ?first, separated by commas.
-func params(first, n int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "?%d", first+i)
-	}
-	return b.String()
 }
 
 // maxReceive is the most messages one Receive returns.
@@ -181,34 +181,10 @@ const maxReceive = 1000
 // ackBatch is the most messages one Ack statement deletes.
 const ackBatch = 32
 
-// sqlAcks[n] and sqlAcksReturning[n] delete n messages; see sqlAck.
-// Binding unused parameters costs more than preparing a statement per
-// size.
-var sqlAcks, sqlAcksReturning = func() (s, r []string) {
-	s, r = make([]string, ackBatch+1), make([]string, ackBatch+1)
-	for n := 1; n <= ackBatch; n++ {
-		s[n] = buildAck(n, false)
-		r[n] = buildAck(n, true)
-	}
-	return s, r
-}()
-
-// sqlAck returns the statement that deletes up to n messages of one
-// delivery, fenced by its receipt: ?1 queue, ?2 receipt, then their IDs.
-// With returning, it returns the IDs of the rows it deleted. The unary +
-// keeps SQLite from scanning the queue's index instead of looking each
-// row up by its ID.
-func sqlAck(n int, returning bool) string {
-	if returning {
-		return sqlAcksReturning[n]
-	}
-	return sqlAcks[n]
-}
-
-func buildAck(n int, returning bool) string {
-	q := `DELETE FROM messages WHERE +queue = ?1 AND receipt = ?2 AND id IN (` + params(3, n) + `)`
-	if returning {
-		q += ` RETURNING id`
-	}
-	return q
-}
+// sqlAcks[n] deletes n messages of one delivery, fenced by its receipt: ?1
+// queue, ?2 receipt, then their IDs. Ack appends " RETURNING id" when it
+// must learn which rows it deleted. The unary + keeps SQLite from scanning
+// the queue's index instead of looking each row up by its ID.
+var sqlAcks = bySize(ackBatch, func(ids string) string {
+	return `DELETE FROM messages WHERE +queue = ?1 AND receipt = ?2 AND id IN (` + ids + `)`
+})

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/crewgo/crew/queue"
 )
 
 func openInternal(t *testing.T, opts ...Option) *DB {
@@ -146,5 +149,87 @@ func TestAWriteWaitingItsTurnHonoursItsContext(t *testing.T) {
 	wg.Wait()
 	if !errors.Is(err, context.Canceled) || ran {
 		t.Errorf("a cancelled queued write returned %v (ran: %v), want context.Canceled and no run", err, ran)
+	}
+}
+
+// intWidth is how many bytes SQLite's record format takes for v (0 for
+// the constants 0 and 1).
+func intWidth(v int64) int {
+	switch {
+	case v == 0 || v == 1:
+		return 0
+	case v >= -1<<7 && v < 1<<7:
+		return 1
+	case v >= -1<<15 && v < 1<<15:
+		return 2
+	case v >= -1<<23 && v < 1<<23:
+		return 3
+	case v >= -1<<31 && v < 1<<31:
+		return 4
+	case v >= -1<<47 && v < 1<<47:
+		return 6
+	}
+	return 8
+}
+
+func TestUnleasedValuesAreAsWideAsALeasesValues(t *testing.T) {
+	notLeasedV, err1 := strconv.ParseInt(notLeased, 10, 64)
+	noReceiptV, err2 := strconv.ParseInt(noReceipt, 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	if notLeasedV >= time.Now().UnixMilli() {
+		t.Errorf("notLeased = %d is not in the past", notLeasedV)
+	}
+	if noReceiptV >= 0 {
+		t.Errorf("noReceipt = %d is not negative", noReceiptV)
+	}
+	// A lease until a year from now, and a receipt from the top half of
+	// rand.Int64's range (almost all of them).
+	lease := time.Now().AddDate(1, 0, 0).UnixMilli()
+	if got, want := intWidth(notLeasedV), intWidth(lease); got != want {
+		t.Errorf("notLeased takes %d bytes, a lease end %d", got, want)
+	}
+	if got, want := intWidth(noReceiptV), intWidth(1<<62); got != want {
+		t.Errorf("noReceipt takes %d bytes, a receipt %d", got, want)
+	}
+}
+
+// Rows written before unleased messages held notLeased and noReceipt hold
+// 0 and NULL; they must still be received, fenced and acknowledged.
+func TestRowsOfEarlierVersionsStillWork(t *testing.T) {
+	db := openInternal(t)
+	q := db.Queue("q")
+	ctx := t.Context()
+	if _, err := q.PublishBatch(ctx, [][]byte{[]byte("a"), []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	err := db.w.do(ctx, func(w *writer) error {
+		_, _, err := w.exec(`UPDATE messages SET lease_until = 0, receipt = NULL`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := q.Receive(ctx, 2, time.Minute)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("Receive = %d messages, %v; want 2", len(msgs), err)
+	}
+	stale := *msgs[1]
+	if err := q.Nack(ctx, msgs[1], 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Ack(ctx, msgs[0], &stale); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Errorf("Ack with a stale copy = %v, want ErrLeaseLost", err)
+	}
+	again, err := q.Receive(ctx, 2, time.Minute)
+	if err != nil || len(again) != 1 || again[0].ID != stale.ID {
+		t.Fatalf("Receive after Nack = %v, %v; want message %s alone", again, err, stale.ID)
+	}
+	if err := q.Ack(ctx, again[0]); err != nil {
+		t.Errorf("Ack = %v", err)
+	}
+	if s, err := q.Stats(ctx); err != nil || s != (Stats{}) {
+		t.Errorf("Stats = %+v, %v; want an empty queue", s, err)
 	}
 }
