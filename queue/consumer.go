@@ -208,6 +208,13 @@ type run struct {
 	held  atomic.Int64  // messages received and not yet finished
 	freed chan struct{} // one token: a handler slot freed up
 
+	// Received messages go, in order, from the receive loop to the
+	// dispatcher, which waits for a free handler for each. The receive
+	// loop can thus receive for slots that free up while prefetched
+	// messages still wait for theirs.
+	batches    chan []*delivery
+	dispatched chan struct{} // closed when the dispatcher has returned
+
 	mu       sync.Mutex
 	gaveBack []string // IDs released at the drain deadline
 }
@@ -286,11 +293,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-// receive runs the receive loop until ctx ends. It returns an error only for
-// a permanent Receive failure.
+// receive runs the receive loop until ctx ends, and returns once every
+// message it received has been started or released. It returns an error
+// only for a permanent Receive failure.
 func (r *run) receive(ctx context.Context) error {
-	failures := 0
 	capacity := r.concurrency + r.prefetch
+	// Held messages are at most capacity, so the batches never fill the
+	// channel.
+	r.batches = make(chan []*delivery, capacity)
+	r.dispatched = make(chan struct{})
+	dctx, stop := context.WithCancel(ctx)
+	go r.dispatch(dctx)
+	defer func() {
+		stop() // after a permanent failure too: release what waits
+		close(r.batches)
+		<-r.dispatched
+	}()
+
+	failures := 0
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
@@ -349,18 +369,28 @@ func (r *run) receive(ctx context.Context) error {
 		for i, m := range msgs {
 			deliveries[i] = newDelivery(r, m)
 		}
-		for i, d := range deliveries {
-			if err := r.pool.Go(ctx, d.handle); err != nil {
-				// Stopping: give back what has not started.
-				for _, d := range deliveries[i:] {
-					d.beat.stop()
-				}
-				r.releaseHeld(msgs[i:])
-				break
-			}
+		if len(deliveries) > 0 {
+			r.batches <- deliveries
 		}
 	}
 	return nil
+}
+
+// dispatch starts each received message's handler as a slot frees up, in
+// the order received, until the receive loop closes r.batches. Once ctx
+// ends, it releases the messages that have not started instead.
+func (r *run) dispatch(ctx context.Context) {
+	defer close(r.dispatched)
+	for deliveries := range r.batches {
+		for _, d := range deliveries {
+			if ctx.Err() == nil && r.pool.Go(ctx, d.handle) == nil {
+				continue
+			}
+			// Stopping: give back what has not started.
+			d.beat.stop()
+			r.releaseHeld([]*Message{d.m})
+		}
+	}
 }
 
 // release gives back messages that were received but never dispatched.

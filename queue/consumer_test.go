@@ -158,6 +158,52 @@ func TestStopReleasesHeldMessagesAndLetsRunningHandlersFinish(t *testing.T) {
 	})
 }
 
+func TestPrefetchRefillsWhilePrefetchedMessagesWaitForASlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := memqueue.New()
+		ids := publishN(t, q, 10)
+		gates := make(map[string]chan struct{})
+		for _, id := range ids {
+			gates[id] = make(chan struct{})
+		}
+		var started sync.Map
+		c := &queue.Consumer{
+			Source: q, Concurrency: 2, Prefetch: 2, Logger: quiet,
+			Handler: func(ctx context.Context, m *queue.Message) error {
+				started.Store(m.ID, true)
+				<-gates[m.ID]
+				return nil
+			},
+		}
+		stop := start(c)
+		synctest.Wait()
+		if got := q.Counts().Leased; got != 4 {
+			t.Fatalf("%d messages leased, want 2 running + 2 prefetched", got)
+		}
+		// The first handler finishes: the first prefetched message takes
+		// its slot, and the consumer receives one more to keep two
+		// prefetched, although the second still waits for a slot.
+		close(gates[ids[0]])
+		time.Sleep(time.Second) // past the receive linger
+		synctest.Wait()
+		if _, ok := started.Load(ids[2]); !ok {
+			t.Fatal("the first prefetched message did not start in the freed slot")
+		}
+		if got := q.Counts(); got.Leased != 4 {
+			t.Fatalf("after one handler finished: %+v, want 4 leased (2 running, 2 prefetched)", got)
+		}
+		for _, id := range ids[1:] {
+			close(gates[id])
+		}
+		for c.Stats().Succeeded < 10 {
+			time.Sleep(time.Second)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 func TestStopAbandonsTheLongPollAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := &queue.Consumer{Source: memqueue.New(), Logger: quiet,
