@@ -83,6 +83,7 @@ func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
 		if err != nil || qid == 0 {
 			return err
 		}
+		q.forget() // the messages may go before where Receive would start
 		t := now()
 		if len(rowIDs) == 0 {
 			n, _, err := w.exec(sqlRedriveAll, qid, t)

@@ -36,8 +36,44 @@ type Queue struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed when a message may have become ready; nil when nobody waits
 
-	promotedAt int64 // when delayed messages were last promoted; guarded by the writer
+	// Guarded by the writer.
+	promotedAt int64    // when delayed messages were last promoted
+	from       position // where the next Receive may start looking
 }
+
+// position is a place in the order in which Receive takes messages. While
+// it holds, no message before it is ready except one whose lease has run
+// out since: Receive finds those by scanning from the start at least every
+// promoteEvery, and whenever nothing after the position is ready. It is
+// forgotten by every write of this process that may make an earlier
+// message ready (a Nack, a Redrive, a Publish of a higher priority), and
+// it no longer holds after a rollback (see writer.rollbacks) or a commit
+// by another connection (see writer.dataVersion). A Receive that starts
+// from it skips the messages that this process holds leased, which
+// otherwise lead the queue's index and cost a row lookup each on every
+// Receive: with a hundred handlers, more than the lease itself.
+type position struct {
+	valid       bool
+	priority    int64
+	id          int64
+	rollbacks   uint64 // the writer's rollbacks when it was taken
+	dataVersion int64  // the file's data version when it was taken
+}
+
+// start returns where a Receive may start, if not from the beginning. It
+// runs with the writer, in the Receive's transaction.
+func (q *Queue) start(w *writer) (position, bool, error) {
+	p := q.from
+	if !p.valid || p.rollbacks != w.rollbacks {
+		return p, false, nil
+	}
+	v, err := w.dataVersion()
+	return p, err == nil && v == p.dataVersion, err
+}
+
+// forget makes the next Receive start from the beginning. It runs with the
+// writer.
+func (q *Queue) forget() { q.from.valid = false }
 
 var (
 	_ queue.Source    = (*Queue)(nil)
@@ -190,6 +226,9 @@ func (q *Queue) publish(ctx context.Context, bodies [][]byte, opts []queue.Publi
 		if qid, err = q.rowID(w, true); err != nil {
 			return err
 		}
+		if state == stateReady && int64(o.Priority) > q.from.priority {
+			q.forget() // they go before where Receive would start
+		}
 		for i, body := range bodies {
 			if body == nil {
 				body = []byte{}
@@ -224,7 +263,9 @@ func after(t int64, d time.Duration) int64 {
 // ready messages (at most 1000) for lease, in one transaction, and returns
 // them: highest priority first, then oldest. Each delivery counts as an
 // attempt and gets a new receipt, which fences off every earlier holder of
-// the message.
+// the message. A message whose lease has run out takes its place in that
+// order again within 10ms, and at once when nothing else is ready: a busy
+// Receive looks past the messages this DB holds leased.
 //
 // While nothing is ready, Receive waits for a publish, Nack or Redrive
 // through this DB (which wakes it at once), for the next delayed message to
@@ -288,8 +329,33 @@ func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*q
 
 // leased is one row that lease took, in the order Receive returns them.
 type leased struct {
-	id, attempts int64
-	body, attrs  []byte
+	id, attempts, priority int64
+	body, attrs            []byte
+}
+
+// find appends to rows up to limit ready messages, in order, from the
+// start of the queue or after p.
+func find(w *writer, rows []leased, limit int, qid, t int64, p *position) ([]leased, error) {
+	row := func(vals []driver.Value) error {
+		rows = append(rows, leased{
+			id:       int64Value(vals[0]),
+			attempts: int64Value(vals[1]) + 1,
+			body:     bytesValue(vals[2]),
+			attrs:    bytesValue(vals[3]),
+			priority: int64Value(vals[4]),
+		})
+		return nil
+	}
+	if p == nil {
+		return rows, w.query(sqlLease(limit, fromStart), []any{qid, t}, row)
+	}
+	if err := w.query(sqlLease(limit, fromSamePriority), []any{qid, t, p.priority, p.id}, row); err != nil {
+		return rows, err
+	}
+	if n := len(rows); n < limit {
+		return rows, w.query(sqlLease(limit-n, fromLowerPriority), []any{qid, t, p.priority}, row)
+	}
+	return rows, nil
 }
 
 // markLeased leases the rows until leaseEnd under receipt r, counting one
@@ -315,7 +381,7 @@ func markLeased(w *writer, rows []leased, r receipt, leaseEnd int64) error {
 
 // promoteEvery is how often, at most, a busy Queue looks for delayed
 // messages whose time has come. An idle one looks before every wait.
-const promoteEvery = 10 * time.Millisecond
+var promoteEvery = 10 * time.Millisecond // a variable for tests
 
 // lease leases up to max ready messages. Before that, at most every
 // promoteEvery and always when nothing is ready, it makes ready the delayed
@@ -346,28 +412,37 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 				return err
 			}
 		}
-		for {
-			err := w.query(sqlLease(min(max, maxReceive)), []any{qid, t}, func(vals []driver.Value) error {
-				rows = append(rows, leased{
-					id:       int64Value(vals[0]),
-					attempts: int64Value(vals[1]) + 1,
-					body:     bytesValue(vals[2]),
-					attrs:    bytesValue(vals[3]),
-				})
-				return nil
-			})
+		limit := min(max, maxReceive)
+		if !promoted {
+			p, ok, err := q.start(w)
 			if err != nil {
 				return err
 			}
-			if len(rows) > 0 {
-				return markLeased(w, rows, r, after(t, lease))
+			if ok {
+				if rows, err = find(w, rows, limit, qid, t, &p); err != nil {
+					return err
+				}
 			}
-			if promoted {
+		}
+		for len(rows) == 0 {
+			if rows, err = find(w, rows, limit, qid, t, nil); err != nil {
+				return err
+			}
+			if len(rows) > 0 || promoted {
 				break
 			}
 			if err := promote(); err != nil {
 				return err
 			}
+		}
+		if len(rows) > 0 {
+			if err := markLeased(w, rows, r, after(t, lease)); err != nil {
+				return err
+			}
+			v, err := w.dataVersion()
+			last := rows[len(rows)-1]
+			q.from = position{valid: err == nil, priority: last.priority, id: last.id, rollbacks: w.rollbacks, dataVersion: v}
+			return nil
 		}
 		return w.query(sqlNextDue, []any{qid, t}, func(vals []driver.Value) error {
 			for _, v := range vals {
@@ -597,6 +672,9 @@ func (q *Queue) settle(ctx context.Context, m *queue.Message, op, query string, 
 			return err
 		}
 		n, _, err = w.exec(query, append([]any{id, qid, int64(r)}, args...)...)
+		if query == sqlNack && n > 0 {
+			q.forget() // m may be ready again before where Receive would start
+		}
 		return err
 	})
 	if err != nil {

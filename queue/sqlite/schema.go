@@ -138,17 +138,37 @@ const (
 )
 
 // sqlLease returns the statement that finds up to limit messages to lease,
-// in the order Receive returns them: ?1 queue, ?2 now. The limit is part of
-// the text because SQLite recompiles a statement whose LIMIT parameter is
-// bound to a new value, which costs more than the statement itself. Within
-// the write transaction, reading the rows and then updating them by ID
-// costs less than one UPDATE … RETURNING, which SQLite runs through two
-// temporary tables.
-func sqlLease(limit int) string {
-	return `SELECT id, attempts, body, attributes FROM messages
-		WHERE queue = ?1 AND state = 0 AND lease_until <= ?2
-		ORDER BY priority DESC, id LIMIT ` + strconv.Itoa(limit)
+// in the order Receive returns them: ?1 queue, ?2 now, and for the forms
+// that start after a position in that order (see Queue.lease), ?3 its
+// priority and ?4 its ID. The limit is part of the text because SQLite
+// recompiles a statement whose LIMIT parameter is bound to a new value,
+// which costs more than the statement itself. Within the write
+// transaction, reading the rows and then updating them by ID costs less
+// than one UPDATE … RETURNING, which SQLite runs through two temporary
+// tables.
+func sqlLease(limit int, after leaseFrom) string {
+	cond, order := "", "priority DESC, id"
+	switch after {
+	case fromSamePriority:
+		cond, order = " AND priority = ?3 AND id > ?4", "id"
+	case fromLowerPriority:
+		cond = " AND priority < ?3"
+	}
+	return `SELECT id, attempts, body, attributes, priority FROM messages
+		WHERE queue = ?1 AND state = 0 AND lease_until <= ?2` + cond + `
+		ORDER BY ` + order + ` LIMIT ` + strconv.Itoa(limit)
 }
+
+// leaseFrom says where a sqlLease statement starts: at the queue's first
+// message, or after a position, in two parts: the rest of its priority,
+// then the lower priorities.
+type leaseFrom int
+
+const (
+	fromStart leaseFrom = iota
+	fromSamePriority
+	fromLowerPriority
+)
 
 // leaseChunk is the most messages one sqlMarkLeased statement updates.
 const leaseChunk = 32

@@ -39,6 +39,10 @@ type writer struct {
 	args  []driver.NamedValue
 	inTx  bool // a group transaction is open
 
+	// rollbacks counts the transactions rolled back, so that what a write
+	// learned in a transaction can be known to have been undone since.
+	rollbacks uint64
+
 	mu     sync.Mutex
 	busy   bool          // a leader holds the connection
 	idle   chan struct{} // closed when busy becomes false
@@ -325,6 +329,7 @@ func (w *writer) tx(fn func() error) error {
 	w.inTx = true
 	defer func() { w.inTx = false }()
 	if err := fn(); err != nil {
+		w.rollbacks++
 		if _, _, rerr := w.exec("ROLLBACK"); rerr != nil {
 			return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
 		}
@@ -333,10 +338,23 @@ func (w *writer) tx(fn func() error) error {
 	if _, _, err := w.exec("COMMIT"); err != nil {
 		// A failed COMMIT (say, SQLITE_BUSY) may leave the transaction
 		// open.
+		w.rollbacks++
 		_, _, _ = w.exec("ROLLBACK")
 		return err
 	}
 	return nil
+}
+
+// dataVersion returns the file's PRAGMA data_version as this connection
+// sees it: a number that changes when another connection, in this process
+// or another, commits a change, and only then.
+func (w *writer) dataVersion() (int64, error) {
+	var v int64
+	err := w.query("PRAGMA data_version", nil, func(vals []driver.Value) error {
+		v = int64Value(vals[0])
+		return nil
+	})
+	return v, err
 }
 
 // int64Value reads an INTEGER column; NULL reads as zero.

@@ -54,6 +54,37 @@ func TestOptionsReachTheWriteConnection(t *testing.T) {
 	}
 }
 
+// waitQueued waits until n writes wait for db's writer.
+func waitQueued(t *testing.T, db *DB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		db.w.mu.Lock()
+		queued := len(db.w.queue)
+		db.w.mu.Unlock()
+		if queued >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued, want %d", queued, n)
+		}
+		time.Sleep(time.Millisecond) // polling a condition
+	}
+}
+
+// waitBusy waits until a write holds db's writer.
+func waitBusy(db *DB) {
+	for {
+		db.w.mu.Lock()
+		busy := db.w.busy
+		db.w.mu.Unlock()
+		if busy {
+			return
+		}
+		time.Sleep(time.Millisecond) // polling a condition
+	}
+}
+
 // Writes that queue up behind a running one are committed in one
 // transaction; if one of them fails, the others still commit and only the
 // failing one reports an error.
@@ -66,33 +97,7 @@ func TestGroupCommitIsolatesAFailingWrite(t *testing.T) {
 	wg.Go(func() { // holds the connection until the others queue up
 		_ = db.w.do(ctx, func(w *writer) error { <-release; return nil })
 	})
-	waitQueued := func(n int) {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			db.w.mu.Lock()
-			queued := len(db.w.queue)
-			db.w.mu.Unlock()
-			if queued >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d writes queued, want %d", queued, n)
-			}
-			time.Sleep(time.Millisecond) // polling a condition
-		}
-	}
-	waitBusy := func() {
-		for {
-			db.w.mu.Lock()
-			busy := db.w.busy
-			db.w.mu.Unlock()
-			if busy {
-				return
-			}
-			time.Sleep(time.Millisecond) // polling a condition
-		}
-	}
-	waitBusy()
+	waitBusy(db)
 	errs := make([]error, 3)
 	boom := errors.New("boom")
 	runs := make([]int, 3)
@@ -113,7 +118,7 @@ func TestGroupCommitIsolatesAFailingWrite(t *testing.T) {
 				return nil
 			})
 		})
-		waitQueued(i + 1)
+		waitQueued(t, db, i+1)
 	}
 	close(release)
 	wg.Wait()

@@ -1,0 +1,170 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/crewgo/crew/queue"
+)
+
+// onlyFromPosition makes every Receive of the test after the first start
+// from the queue's position when it holds, by putting off the periodic scan
+// from the start.
+func onlyFromPosition(t *testing.T) {
+	old := promoteEvery
+	promoteEvery = time.Hour
+	t.Cleanup(func() { promoteEvery = old })
+}
+
+func receiveIDs(t *testing.T, q *Queue, max int, lease time.Duration) ([]*queue.Message, []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	msgs, err := q.Receive(ctx, max, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	return msgs, ids
+}
+
+func publishIDs(t *testing.T, q *Queue, n int, opts ...queue.PublishOption) []string {
+	t.Helper()
+	ids, err := q.PublishBatch(t.Context(), make([][]byte, n), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func TestReceiveStartsAfterWhatItLeasedUntilAnEarlierMessageIsReady(t *testing.T) {
+	onlyFromPosition(t)
+	db := openInternal(t)
+	q := db.Queue("q")
+	ctx := t.Context()
+	ids := publishIDs(t, q, 12)
+
+	first, got := receiveIDs(t, q, 4, time.Minute)
+	if !slices.Equal(got, ids[:4]) {
+		t.Fatalf("first Receive = %v, want %v", got, ids[:4])
+	}
+	if _, got = receiveIDs(t, q, 4, time.Minute); !slices.Equal(got, ids[4:8]) {
+		t.Fatalf("second Receive = %v, want %v", got, ids[4:8])
+	}
+	if !q.from.valid || q.from.id != 8 {
+		t.Fatalf("position = %+v, want after message 8", q.from)
+	}
+
+	// A nacked message is ready again before the position.
+	if err := q.Nack(ctx, first[1], 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, got = receiveIDs(t, q, 2, time.Minute); !slices.Equal(got, []string{ids[1], ids[8]}) {
+		t.Fatalf("after a Nack: Receive = %v, want %v", got, []string{ids[1], ids[8]})
+	}
+
+	// So is a message of a higher priority, but not one of the same.
+	same := publishIDs(t, q, 1)
+	urgent := publishIDs(t, q, 1, queue.Priority(5))
+	if _, got = receiveIDs(t, q, 2, time.Minute); !slices.Equal(got, []string{urgent[0], ids[9]}) {
+		t.Fatalf("after a publish of priority 5: Receive = %v, want %v", got, []string{urgent[0], ids[9]})
+	}
+
+	// And a redriven dead letter.
+	if err := q.DeadLetter(ctx, first[2], errors.New("gave up")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.Redrive(ctx, first[2].ID); err != nil || n != 1 {
+		t.Fatalf("Redrive = %d, %v", n, err)
+	}
+	want := []string{ids[2], ids[10], ids[11], same[0]}
+	if _, got = receiveIDs(t, q, 10, time.Minute); !slices.Equal(got, want) {
+		t.Fatalf("after a Redrive: Receive = %v, want %v", got, want)
+	}
+}
+
+func TestLeasesThatRanOutBeforeThePositionAreReceivedAgain(t *testing.T) {
+	onlyFromPosition(t)
+	db := openInternal(t)
+	q := db.Queue("q")
+	ids := publishIDs(t, q, 4)
+	if _, got := receiveIDs(t, q, 4, time.Millisecond); !slices.Equal(got, ids) {
+		t.Fatalf("Receive = %v, want %v", got, ids)
+	}
+	time.Sleep(20 * time.Millisecond) // the leases run out
+	// Nothing after the position is ready, so Receive looks from the start.
+	msgs, got := receiveIDs(t, q, 4, time.Minute)
+	if !slices.Equal(got, ids) {
+		t.Fatalf("after the leases ran out: Receive = %v, want %v", got, ids)
+	}
+	if msgs[0].Attempt != 2 {
+		t.Errorf("Attempt = %d, want 2", msgs[0].Attempt)
+	}
+}
+
+// Another process's commits may make a message ready before the position,
+// and they change the file's data version.
+func TestAnotherConnectionsCommitResetsThePosition(t *testing.T) {
+	onlyFromPosition(t)
+	path := filepath.Join(t.TempDir(), "q.db")
+	open := func() *Queue {
+		db, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db.Queue("q")
+	}
+	q, other := open(), open()
+	ids := publishIDs(t, q, 4)
+	if _, got := receiveIDs(t, q, 2, time.Minute); !slices.Equal(got, ids[:2]) {
+		t.Fatalf("Receive = %v, want %v", got, ids[:2])
+	}
+	urgent := publishIDs(t, other, 1, queue.Priority(5))
+	if _, got := receiveIDs(t, q, 1, time.Minute); !slices.Equal(got, urgent) {
+		t.Fatalf("after another connection published priority 5: Receive = %v, want %v", got, urgent)
+	}
+}
+
+// A Receive whose group transaction rolls back runs again alone; the
+// position its first run took was rolled back with its leases.
+func TestARolledBackReceiveDoesNotMoveThePosition(t *testing.T) {
+	onlyFromPosition(t)
+	db := openInternal(t)
+	q := db.Queue("q")
+	ctx := t.Context()
+	ids := publishIDs(t, q, 4)
+	if _, got := receiveIDs(t, q, 1, time.Minute); !slices.Equal(got, ids[:1]) {
+		t.Fatalf("Receive = %v, want %v", got, ids[:1])
+	}
+
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // holds the connection until the others queue up
+		_ = db.w.do(ctx, func(w *writer) error { <-release; return nil })
+	})
+	waitBusy(db)
+	var got []string
+	wg.Go(func() { _, got = receiveIDs(t, q, 2, time.Minute) })
+	waitQueued(t, db, 1)
+	boom := errors.New("boom")
+	var err error
+	wg.Go(func() { err = db.w.do(ctx, func(w *writer) error { return boom }) })
+	waitQueued(t, db, 2)
+	close(release)
+	wg.Wait()
+	if !errors.Is(err, boom) {
+		t.Fatalf("the failing write returned %v", err)
+	}
+	if !slices.Equal(got, ids[1:3]) {
+		t.Fatalf("Receive run again after the rollback = %v, want %v", got, ids[1:3])
+	}
+}
