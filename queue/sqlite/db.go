@@ -260,6 +260,25 @@ func (db *DB) Queue(name string) *Queue {
 	return q
 }
 
+// holds reports whether the queue whose row ID is qid holds any message.
+func holds(ctx context.Context, tx *sql.Tx, qid int64) (bool, error) {
+	var held bool
+	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1)`, qid).Scan(&held)
+	if err != nil || held {
+		return held, err
+	}
+	lanes, err := readLanes(ctx, tx, qid)
+	if err != nil {
+		return false, err
+	}
+	for _, l := range lanes {
+		if err := tx.QueryRowContext(ctx, l.sql(`SELECT EXISTS (SELECT 1 FROM {lane})`)).Scan(&held); err != nil || held {
+			return held, err
+		}
+	}
+	return false, nil
+}
+
 // Queues returns the names of the queues that hold any message, in any
 // state (dead letters included), sorted. It fails with ctx's error if ctx
 // ends first.
@@ -267,24 +286,42 @@ func (db *DB) Queues(ctx context.Context) ([]string, error) {
 	if db.isClosed() {
 		return nil, ErrClosed
 	}
-	// One index probe per queue, however many messages each one holds.
-	rows, err := db.r.QueryContext(ctx, `
-		SELECT name FROM queues
-		WHERE EXISTS (SELECT 1 FROM messages WHERE messages.queue = queues.id)
-		ORDER BY name`)
-	if err != nil {
-		return nil, db.wrap(err, "list queues")
-	}
-	defer rows.Close()
+	// One index probe per queue and lane, however many messages each holds.
 	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, db.wrap(err, "list queues")
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		names = names[:0]
+		rows, err := tx.QueryContext(ctx, `SELECT id, name FROM queues ORDER BY name`)
+		if err != nil {
+			return err
 		}
-		names = append(names, n)
-	}
-	if err := rows.Err(); err != nil {
+		type q struct {
+			id   int64
+			name string
+		}
+		var all []q
+		for rows.Next() {
+			var x q
+			if err := rows.Scan(&x.id, &x.name); err != nil {
+				rows.Close()
+				return err
+			}
+			all = append(all, x)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		for _, x := range all {
+			held, err := holds(ctx, tx, x.id)
+			if err != nil {
+				return err
+			}
+			if held {
+				names = append(names, x.name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, db.wrap(err, "list queues")
 	}
 	return names, nil

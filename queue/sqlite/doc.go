@@ -39,8 +39,8 @@
 // the file is in WAL mode, so readers never block, and every write
 // transaction begins with BEGIN IMMEDIATE, so that writers queue for the
 // file's lock (up to the [BusyTimeout]) instead of failing on a lock
-// upgrade. Updates are never lost: a lease, and every fenced settlement, is
-// one statement that checks and changes the row at once.
+// upgrade. Updates are never lost: a lease, and every fenced settlement,
+// checks and changes the rows in one transaction that holds that lock.
 //
 // A waiting Receive is woken at once by a publish (or Nack, or Redrive)
 // through the same DB. Messages published by other processes, and leases
@@ -70,8 +70,11 @@
 // The process's writes go through one connection, and writes that queue up
 // behind each other are committed in one transaction (group commit), so a
 // busy consumer's Receive, Ack and Extend calls share commits and flushes.
-// Leasing a message changes no indexed column, and Ack deletes the
-// messages of each Receive with one statement. Each Receive is a
+// Ready messages are kept in one table per queue and priority, in the
+// order Receive takes them, with no index to keep up to date: a lease
+// rewrites the message's row in place, and Ack deletes the rows of each
+// Receive with one statement. Each Receive starts after the messages this
+// DB holds leased rather than reading past them again. Each Receive is a
 // transaction, so the size of the batches sets how many messages share a
 // commit: a queue.Consumer of quick handlers receives more at a time with
 // some Prefetch, and acknowledges more at a time with a larger AckBatch.
@@ -81,10 +84,14 @@
 //
 // # Schema
 //
-// The file holds one table, messages, and its indexes. The schema is
-// versioned with SQLite's user_version: Open applies the migrations the
-// file lacks, in one transaction, and refuses a file whose version is
-// newer than this package knows.
+// The file holds the queues table; a table per queue and priority
+// (lane_1, lane_2, …, listed in the lanes table) of ready and leased
+// messages; and the messages table of delayed messages and dead letters.
+// The schema is versioned with SQLite's user_version: Open applies the
+// migrations the file lacks, in one transaction, and refuses a file whose
+// version is newer than this package knows. Version 2 moved ready messages
+// from the messages table to their lanes; a file of version 1 is migrated
+// with its messages, leases and receipts.
 //
 // # Comparisons
 //

@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
@@ -38,37 +40,84 @@ type Queue struct {
 
 	// Guarded by the writer.
 	promotedAt int64    // when delayed messages were last promoted
+	lanes      []lane   // the queue's lanes, highest priority first
+	seen       snapshot // when lanes was last known to be complete
 	from       position // where the next Receive may start looking
 }
 
-// position is a place in the order in which Receive takes messages. While
-// it holds, no message before it is ready except one whose lease has run
-// out since: Receive finds those by scanning from the start at least every
+// snapshot is a state of the file as this DB's writer saw it.
+type snapshot struct {
+	valid       bool
+	rollbacks   uint64 // the writer's rollbacks (see writer.rollbacks)
+	dataVersion int64  // the file's data version (see writer.dataVersion)
+}
+
+// position is a place in the order in which Receive takes messages: a
+// priority, and an ID of that priority's lane. While it is valid, no
+// message before it is ready except one whose lease has run out since:
+// Receive finds those by scanning from the start at least every
 // promoteEvery, and whenever nothing after the position is ready. It is
 // forgotten by every write of this process that may make an earlier
 // message ready (a Nack, a Redrive, a Publish of a higher priority), and
-// it no longer holds after a rollback (see writer.rollbacks) or a commit
-// by another connection (see writer.dataVersion). A Receive that starts
-// from it skips the messages that this process holds leased, which
-// otherwise lead the queue's index and cost a row lookup each on every
-// Receive: with a hundred handlers, more than the lease itself.
+// when the lanes are reloaded because of a rollback or another
+// connection's commit. A Receive that starts from it skips the messages
+// that this process holds leased, which otherwise lead their lane and
+// would be read again by every Receive: with a hundred handlers, that
+// costs more than the lease itself.
 type position struct {
-	valid       bool
-	priority    int64
-	id          int64
-	rollbacks   uint64 // the writer's rollbacks when it was taken
-	dataVersion int64  // the file's data version when it was taken
+	valid    bool
+	priority int64
+	id       int64
 }
 
-// start returns where a Receive may start, if not from the beginning. It
-// runs with the writer, in the Receive's transaction.
-func (q *Queue) start(w *writer) (position, bool, error) {
-	p := q.from
-	if !p.valid || p.rollbacks != w.rollbacks {
-		return p, false, nil
-	}
+// refresh reloads the queue's lanes, and forgets the position, unless
+// nothing has changed them since they were loaded: no rollback of this
+// DB's writer and no commit by another connection. It runs with the
+// writer, in the Receive's transaction.
+func (q *Queue) refresh(w *writer, qid int64) error {
 	v, err := w.dataVersion()
-	return p, err == nil && v == p.dataVersion, err
+	if err != nil {
+		return err
+	}
+	now := snapshot{valid: true, rollbacks: w.rollbacks, dataVersion: v}
+	if q.seen == now {
+		return nil
+	}
+	q.forget()
+	q.seen = snapshot{}
+	q.lanes = q.lanes[:0]
+	err = w.query(sqlLanes, []any{qid}, func(vals []driver.Value) error {
+		q.lanes = append(q.lanes, newLane(int64Value(vals[0]), int64Value(vals[1])))
+		return nil
+	})
+	if err == nil {
+		q.seen = now
+	}
+	return err
+}
+
+// lane returns the queue's lane of priority, creating it if it has none.
+// It runs with the writer.
+func (q *Queue) lane(w *writer, qid, priority int64) (lane, error) {
+	current := q.seen.valid && q.seen.rollbacks == w.rollbacks
+	if current {
+		for _, l := range q.lanes {
+			if l.priority == priority {
+				return l, nil
+			}
+		}
+	}
+	l, err := createLane(w, qid, priority)
+	if err != nil {
+		return lane{}, err
+	}
+	if current {
+		// The lane exists now, committed or in this transaction; if this
+		// one rolls back, so does the knowledge of it (see refresh).
+		i, _ := slices.BinarySearchFunc(q.lanes, priority, func(l lane, p int64) int { return cmp.Compare(p, l.priority) })
+		q.lanes = slices.Insert(q.lanes, i, l)
+	}
+	return l, nil
 }
 
 // forget makes the next Receive start from the beginning. It runs with the
@@ -83,9 +132,14 @@ var (
 // errNoName is what every operation on Queue("") returns.
 var errNoName = fmt.Errorf("sqlite: the queue name is empty: %w", crew.ErrPermanent)
 
-// receipt is the token of one delivery. It is random, so that a holder from
-// an earlier delivery (in any process) cannot settle a later one.
-type receipt int64
+// receipt identifies one delivery: the lane and the queue that it came
+// from, and a token. The token is random, so that a holder from an earlier
+// delivery (in any process) cannot settle a later one.
+type receipt struct {
+	token int64
+	lane  lane
+	queue int64 // the queue's row ID
+}
 
 // Name returns the queue's name.
 func (q *Queue) Name() string { return q.name }
@@ -215,10 +269,7 @@ func (q *Queue) publish(ctx context.Context, bodies [][]byte, opts []queue.Publi
 		attrs = string(b)
 	}
 	t := now()
-	state, readyAt := int64(stateReady), t
-	if o.Delay > 0 {
-		state, readyAt = stateDelayed, after(t, o.Delay)
-	}
+	priority := int64(o.Priority)
 	ids := make([]string, len(bodies))
 	var qid int64
 	err := q.db.write(ctx, func(w *writer) error {
@@ -226,15 +277,39 @@ func (q *Queue) publish(ctx context.Context, bodies [][]byte, opts []queue.Publi
 		if qid, err = q.rowID(w, true); err != nil {
 			return err
 		}
-		if state == stateReady && int64(o.Priority) > q.from.priority {
-			q.forget() // they go before where Receive would start
+		var last int64
+		err = w.query(sqlNextIDs, []any{int64(len(bodies))}, func(vals []driver.Value) error {
+			last = int64Value(vals[0])
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		id := last - int64(len(bodies))
+		insert := func(body []byte) error {
+			_, _, err := w.exec(sqlPublishDelayed, qid, id, priority, after(t, o.Delay), body, attrs, t)
+			return err
+		}
+		if o.Delay <= 0 {
+			l, err := q.lane(w, qid, priority)
+			if err != nil {
+				return err
+			}
+			if priority > q.from.priority {
+				q.forget() // they go before where Receive would start
+			}
+			query := l.sql(sqlPublishReady)
+			insert = func(body []byte) error {
+				_, _, err := w.exec(query, id, body, attrs, t)
+				return err
+			}
 		}
 		for i, body := range bodies {
 			if body == nil {
 				body = []byte{}
 			}
-			_, id, err := w.exec(sqlPublish, qid, state, int64(o.Priority), readyAt, body, attrs, t)
-			if err != nil {
+			id++
+			if err := insert(body); err != nil {
 				return err
 			}
 			ids[i] = strconv.FormatInt(id, 10)
@@ -329,68 +404,106 @@ func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*q
 
 // leased is one row that lease took, in the order Receive returns them.
 type leased struct {
-	id, attempts, priority int64
-	body, attrs            []byte
+	lane         lane
+	id, attempts int64
+	body, attrs  []byte
 }
 
-// find appends to rows up to limit ready messages, in order, from the
-// start of the queue or after p.
-func find(w *writer, rows []leased, limit int, qid, t int64, p *position) ([]leased, error) {
-	row := func(vals []driver.Value) error {
-		rows = append(rows, leased{
-			id:       int64Value(vals[0]),
-			attempts: int64Value(vals[1]) + 1,
-			body:     bytesValue(vals[2]),
-			attrs:    bytesValue(vals[3]),
-			priority: int64Value(vals[4]),
+// find appends to rows up to limit ready messages, in the order Receive
+// takes them, from the start of the queue or after p.
+func (q *Queue) find(w *writer, rows []leased, limit int, t int64, p *position) ([]leased, error) {
+	for _, l := range q.lanes {
+		if len(rows) == limit {
+			break
+		}
+		if p != nil && l.priority > p.priority {
+			continue
+		}
+		query, args := sqlLease(limit-len(rows), false), []any{t}
+		if p != nil && l.priority == p.priority {
+			query, args = sqlLease(limit-len(rows), true), []any{t, p.id}
+		}
+		err := w.query(l.sql(query), args, func(vals []driver.Value) error {
+			rows = append(rows, leased{
+				lane:     l,
+				id:       int64Value(vals[0]),
+				attempts: int64Value(vals[1]) + 1,
+				body:     bytesValue(vals[2]),
+				attrs:    bytesValue(vals[3]),
+			})
+			return nil
 		})
-		return nil
-	}
-	if p == nil {
-		return rows, w.query(sqlLease(limit, fromStart), []any{qid, t}, row)
-	}
-	if err := w.query(sqlLease(limit, fromSamePriority), []any{qid, t, p.priority, p.id}, row); err != nil {
-		return rows, err
-	}
-	if n := len(rows); n < limit {
-		return rows, w.query(sqlLease(limit-n, fromLowerPriority), []any{qid, t, p.priority}, row)
+		if err != nil {
+			return rows, err
+		}
 	}
 	return rows, nil
 }
 
-// markLeased leases the rows until leaseEnd under receipt r, counting one
-// more attempt, in statements of up to leaseChunk rows.
-func markLeased(w *writer, rows []leased, r receipt, leaseEnd int64) error {
+// markLeased leases the rows until leaseEnd with token, counting one more
+// attempt, lane by lane, in statements of up to leaseChunk rows.
+func markLeased(w *writer, rows []leased, token, leaseEnd int64) error {
 	args := make([]any, 0, 2+leaseChunk)
-	for chunk := range slices.Chunk(rows, leaseChunk) {
-		args = append(args[:0], leaseEnd, int64(r))
-		for _, rw := range chunk {
+	for len(rows) > 0 {
+		n := 1
+		for n < len(rows) && n < leaseChunk && rows[n].lane == rows[0].lane {
+			n++
+		}
+		args = append(args[:0], leaseEnd, token)
+		for _, rw := range rows[:n] {
 			args = append(args, rw.id)
 		}
-		n, _, err := w.exec(sqlMarkLeased[len(chunk)], args...)
+		changed, _, err := w.exec(rows[0].lane.sql(sqlMarkLeased[n]), args...)
 		if err != nil {
 			return err
 		}
-		if n != int64(len(chunk)) {
+		if changed != int64(n) {
 			// The rows were read in this transaction, under the write lock.
-			return fmt.Errorf("leased %d of %d messages", n, len(chunk))
+			return fmt.Errorf("leased %d of %d messages", changed, n)
 		}
+		rows = rows[n:]
 	}
 	return nil
 }
 
 // promoteEvery is how often, at most, a busy Queue looks for delayed
-// messages whose time has come. An idle one looks before every wait.
+// messages whose time has come, and for leases that ran out before its
+// position. An idle one looks before every wait.
 var promoteEvery = 10 * time.Millisecond // a variable for tests
+
+// promote moves the delayed messages whose time has come to their lanes.
+func (q *Queue) promote(w *writer, qid, t int64) error {
+	q.promotedAt = t
+	var priorities []int64
+	err := w.query(sqlDuePriorities, []any{qid, t}, func(vals []driver.Value) error {
+		priorities = append(priorities, int64Value(vals[0]))
+		return nil
+	})
+	if err != nil || len(priorities) == 0 {
+		return err
+	}
+	for _, p := range priorities {
+		l, err := q.lane(w, qid, p)
+		if err != nil {
+			return err
+		}
+		if _, _, err := w.exec(l.sql(sqlPromote), qid, t, p); err != nil {
+			return err
+		}
+	}
+	q.forget()
+	_, _, err = w.exec(sqlPromoted, qid, t)
+	return err
+}
 
 // lease leases up to max ready messages. Before that, at most every
 // promoteEvery and always when nothing is ready, it makes ready the delayed
 // messages whose time has come: a statement that would otherwise add a
-// third to the cost of a busy Receive. If nothing is ready,
-// lease returns when the next delayed message becomes ready or lease ends
-// (Unix milliseconds), or 0 if nothing will.
+// third to the cost of a busy Receive. If nothing is ready, lease returns
+// when the next delayed message becomes ready or lease ends (Unix
+// milliseconds), or 0 if nothing will.
 func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs []*queue.Message, next int64, err error) {
-	r := receipt(rand.Int64())
+	token := rand.Int64()
 	var rows []leased
 	var qid int64
 	err = q.db.write(ctx, func(w *writer) error {
@@ -399,59 +512,41 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 		if qid, err = q.rowID(w, false); err != nil || qid == 0 {
 			return err // no row: nothing was ever published
 		}
-		t := now()
-		promoted := false
-		promote := func() error {
-			_, _, err := w.exec(sqlPromote, qid, t)
-			promoted = true
-			q.promotedAt = t
+		if err := q.refresh(w, qid); err != nil {
 			return err
 		}
+		t := now()
+		promoted := false
 		if t-q.promotedAt >= promoteEvery.Milliseconds() || t < q.promotedAt {
-			if err := promote(); err != nil {
+			if err := q.promote(w, qid, t); err != nil {
 				return err
 			}
+			promoted = true
 		}
 		limit := min(max, maxReceive)
-		if !promoted {
-			p, ok, err := q.start(w)
-			if err != nil {
+		if p := q.from; p.valid && !promoted {
+			if rows, err = q.find(w, rows, limit, t, &p); err != nil {
 				return err
-			}
-			if ok {
-				if rows, err = find(w, rows, limit, qid, t, &p); err != nil {
-					return err
-				}
 			}
 		}
 		for len(rows) == 0 {
-			if rows, err = find(w, rows, limit, qid, t, nil); err != nil {
+			if rows, err = q.find(w, rows, limit, t, nil); err != nil {
 				return err
 			}
 			if len(rows) > 0 || promoted {
 				break
 			}
-			if err := promote(); err != nil {
+			if err := q.promote(w, qid, t); err != nil {
 				return err
 			}
+			promoted = true
 		}
 		if len(rows) > 0 {
-			if err := markLeased(w, rows, r, after(t, lease)); err != nil {
-				return err
-			}
-			v, err := w.dataVersion()
 			last := rows[len(rows)-1]
-			q.from = position{valid: err == nil, priority: last.priority, id: last.id, rollbacks: w.rollbacks, dataVersion: v}
-			return nil
+			q.from = position{valid: true, priority: last.lane.priority, id: last.id}
+			return markLeased(w, rows, token, after(t, lease))
 		}
-		return w.query(sqlNextDue, []any{qid, t}, func(vals []driver.Value) error {
-			for _, v := range vals {
-				if d := int64Value(v); d > 0 && (next == 0 || d < next) {
-					next = d
-				}
-			}
-			return nil
-		})
+		return q.nextDue(w, qid, t, &next)
 	})
 	if err != nil {
 		return nil, 0, err
@@ -464,7 +559,7 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 			Attempt:    int(rw.attempts),
 			Body:       rw.body,
 			Attributes: decodeAttributes(rw.attrs),
-			Receipt:    r,
+			Receipt:    receipt{token: token, lane: rw.lane, queue: qid},
 		}
 		if m.Body == nil {
 			m.Body = []byte{}
@@ -474,17 +569,43 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 	return msgs, next, nil
 }
 
+// nextDue sets next to when the next delayed message of the queue becomes
+// ready or the next of its leases ends, whichever is first, or to 0 if
+// neither will.
+func (q *Queue) nextDue(w *writer, qid, t int64, next *int64) error {
+	earliest := func(vals []driver.Value) error {
+		if d := int64Value(vals[0]); d > 0 && (*next == 0 || d < *next) {
+			*next = d
+		}
+		return nil
+	}
+	if err := w.query(sqlNextDelayed, []any{qid}, earliest); err != nil {
+		return err
+	}
+	for _, l := range q.lanes {
+		if err := w.query(l.sql(sqlNextLeaseEnd), []any{t}, earliest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // fence returns the key of m's current delivery: its row ID and receipt. A
 // message that this queue did not deliver has none, and settling it fails
-// with queue.ErrLeaseLost.
+// with queue.ErrLeaseLost. (Whether the receipt is of this queue is known
+// only with the writer: see ours.)
 func (q *Queue) fence(m *queue.Message) (id int64, r receipt, err error) {
 	r, ok := m.Receipt.(receipt)
 	id, perr := strconv.ParseInt(m.ID, 10, 64)
 	if !ok || perr != nil {
-		return 0, 0, fmt.Errorf("sqlite: queue %q: message %s was not received from this queue: %w", q.name, m.ID, queue.ErrLeaseLost)
+		return 0, receipt{}, fmt.Errorf("sqlite: queue %q: message %s was not received from this queue: %w", q.name, m.ID, queue.ErrLeaseLost)
 	}
 	return id, r, nil
 }
+
+// ours reports whether r is a receipt of this queue, whose row ID is qid
+// (0 if it has none). It runs with the writer.
+func (r receipt) ours(qid int64) bool { return qid != 0 && r.queue == qid }
 
 func (q *Queue) leaseLost(m *queue.Message) error {
 	return fmt.Errorf("sqlite: queue %q: message %s: %w", q.name, m.ID, queue.ErrLeaseLost)
@@ -516,10 +637,10 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 		for i := range chunks {
 			c := &chunks[i]
 			clear(c.deleted)
-			if qid == 0 { // no row: none of them is ours
+			if !c.r.ours(qid) {
 				continue
 			}
-			if err := c.delete(w, qid, precise); err != nil {
+			if err := c.delete(w, precise); err != nil {
 				return err
 			}
 			if !precise && len(c.deleted) < len(c.msgs) {
@@ -593,19 +714,20 @@ func ackChunks(q *Queue, msgs []*queue.Message) (chunks []ackChunk, lost []error
 // records in c.deleted which ones it deleted: exactly, if precise is set;
 // otherwise all of them, or fewer entries than messages if any row was
 // not deleted.
-func (c *ackChunk) delete(w *writer, qid int64, precise bool) error {
-	args := make([]any, 2, 2+len(c.ids))
-	args[0], args[1] = qid, int64(c.r)
+func (c *ackChunk) delete(w *writer, precise bool) error {
+	args := make([]any, 1, 1+len(c.ids))
+	args[0] = c.r.token
 	for _, id := range c.ids {
 		args = append(args, id)
 	}
+	query := c.r.lane.sql(sqlAcks[len(c.ids)])
 	if precise {
-		return w.query(sqlAcks[len(c.ids)]+" RETURNING id", args, func(vals []driver.Value) error {
+		return w.query(query+" RETURNING id", args, func(vals []driver.Value) error {
 			c.deleted[int64Value(vals[0])] = true
 			return nil
 		})
 	}
-	n, _, err := w.exec(sqlAcks[len(c.ids)], args...)
+	n, _, err := w.exec(query, args...)
 	if err != nil || n < int64(len(c.ids)) {
 		return err
 	}
@@ -621,11 +743,16 @@ func (c *ackChunk) delete(w *writer, qid int64, precise bool) error {
 // nothing, if m's lease has passed on.
 func (q *Queue) Nack(ctx context.Context, m *queue.Message, delay time.Duration) error {
 	t := now()
-	state, readyAt := int64(stateReady), t
-	if delay > 0 {
-		state, readyAt = stateDelayed, after(t, delay)
-	}
-	err := q.settle(ctx, m, "nack", sqlNack, state, readyAt)
+	err := q.settle(ctx, m, "nack", func(w *writer, id int64, r receipt) (bool, error) {
+		if delay > 0 {
+			return q.setAside(w, id, r, stateDelayed, after(t, delay), nil)
+		}
+		n, _, err := w.exec(r.lane.sql(sqlRelease), id, r.token)
+		if n > 0 && r.lane.priority >= q.from.priority {
+			q.forget() // m is ready again, perhaps before where Receive would start
+		}
+		return n > 0, err
+	})
 	if err == nil {
 		q.notify() // a waiting Receive takes it, or waits for its delay
 	}
@@ -639,7 +766,11 @@ func (q *Queue) Extend(ctx context.Context, m *queue.Message, lease time.Duratio
 	if lease <= 0 {
 		return fmt.Errorf("sqlite: queue %q: Extend(message %s, lease=%v): lease must be positive", q.name, m.ID, lease)
 	}
-	return q.settle(ctx, m, "extend", sqlExtend, after(now(), lease))
+	end := after(now(), lease)
+	return q.settle(ctx, m, "extend", func(w *writer, id int64, r receipt) (bool, error) {
+		n, _, err := w.exec(r.lane.sql(sqlExtend), id, r.token, end)
+		return n > 0, err
+	})
 }
 
 // DeadLetter moves m to the queue's dead letters with reason's text (see
@@ -651,12 +782,28 @@ func (q *Queue) DeadLetter(ctx context.Context, m *queue.Message, reason error) 
 	if reason != nil {
 		text = reason.Error()
 	}
-	return q.settle(ctx, m, "dead-letter", sqlDeadLetter, text, now())
+	t := now()
+	return q.settle(ctx, m, "dead-letter", func(w *writer, id int64, r receipt) (bool, error) {
+		return q.setAside(w, id, r, stateDead, t, text)
+	})
 }
 
-// settle runs one fenced statement on m: the statement's first three
-// parameters are m's row ID, the queue and m's receipt, then args.
-func (q *Queue) settle(ctx context.Context, m *queue.Message, op, query string, args ...any) error {
+// setAside moves message id, if it still carries r, from its lane to the
+// messages table, in state with readyAt and reason (see the schema), and
+// reports whether it did.
+func (q *Queue) setAside(w *writer, id int64, r receipt, state, readyAt int64, reason any) (bool, error) {
+	n, _, err := w.exec(r.lane.sql(sqlSetAside), id, r.token, r.queue, r.lane.priority, state, readyAt, reason)
+	if err != nil || n == 0 {
+		return false, err
+	}
+	_, _, err = w.exec(r.lane.sql(sqlLeaveLane), id)
+	return true, err
+}
+
+// settle runs op on m with the writer, given m's row ID and receipt once
+// they are known to be of this queue; op reports whether m still carried
+// the receipt, and so was settled.
+func (q *Queue) settle(ctx context.Context, m *queue.Message, name string, op func(w *writer, id int64, r receipt) (bool, error)) error {
 	if err := q.check(); err != nil {
 		return err
 	}
@@ -664,26 +811,52 @@ func (q *Queue) settle(ctx context.Context, m *queue.Message, op, query string, 
 	if err != nil {
 		return err
 	}
-	var n int64
+	var settled bool
 	err = q.db.write(ctx, func(w *writer) error {
-		n = 0
+		settled = false
 		qid, err := q.rowID(w, false)
-		if err != nil || qid == 0 {
+		if err != nil || !r.ours(qid) {
 			return err
 		}
-		n, _, err = w.exec(query, append([]any{id, qid, int64(r)}, args...)...)
-		if query == sqlNack && n > 0 {
-			q.forget() // m may be ready again before where Receive would start
-		}
+		settled, err = op(w, id, r)
 		return err
 	})
 	if err != nil {
-		return q.wrap(err, op+" message "+m.ID)
+		return q.wrap(err, name+" message "+m.ID)
 	}
-	if n == 0 {
+	if !settled {
 		return q.leaseLost(m)
 	}
 	return nil
+}
+
+// read runs fn in a read transaction, which sees one snapshot of the file
+// and does not block writers.
+func (db *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // it only read
+	return fn(tx)
+}
+
+// readLanes returns the lanes of the queue whose row ID is qid.
+func readLanes(ctx context.Context, tx *sql.Tx, qid int64) ([]lane, error) {
+	rows, err := tx.QueryContext(ctx, sqlLanes, qid)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var lanes []lane
+	for rows.Next() {
+		var id, priority int64
+		if err := rows.Scan(&id, &priority); err != nil {
+			return nil, err
+		}
+		lanes = append(lanes, newLane(id, priority))
+	}
+	return lanes, rows.Err()
 }
 
 // write runs fn with the writer connection, in a transaction that it may
@@ -709,13 +882,35 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		return s, err
 	}
 	var due int // delayed, and their time has come
-	err := q.db.r.QueryRowContext(ctx, `WITH q(id) AS (SELECT id FROM queues WHERE name = ?1) SELECT
-		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 0 AND lease_until <= ?2),
-		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 0 AND lease_until > ?2),
-		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 1 AND ready_at > ?2),
-		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 1 AND ready_at <= ?2),
-		(SELECT count(*) FROM messages, q WHERE queue = q.id AND state = 2)`,
-		q.name, now()).Scan(&s.Ready, &s.Leased, &s.Delayed, &due, &s.Dead)
+	t := now()
+	err := q.db.read(ctx, func(tx *sql.Tx) error {
+		var qid int64
+		err := tx.QueryRowContext(ctx, sqlQueueID, q.name).Scan(&qid)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // it has never held a message
+		}
+		if err != nil {
+			return err
+		}
+		lanes, err := readLanes(ctx, tx, qid)
+		if err != nil {
+			return err
+		}
+		for _, l := range lanes {
+			var ready, leased int
+			err := tx.QueryRowContext(ctx, l.sql(`SELECT count(*) FILTER (WHERE lease_until <= ?1), count(*) FILTER (WHERE lease_until > ?1) FROM {lane}`), t).Scan(&ready, &leased)
+			if err != nil {
+				return err
+			}
+			s.Ready += ready
+			s.Leased += leased
+		}
+		return tx.QueryRowContext(ctx, `SELECT
+			(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND ready_at > ?2),
+			(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND ready_at <= ?2),
+			(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 2)`,
+			qid, t).Scan(&s.Delayed, &due, &s.Dead)
+	})
 	if err != nil {
 		return Stats{}, q.wrap(err, "stats")
 	}

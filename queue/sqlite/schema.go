@@ -8,16 +8,22 @@ import (
 	"strings"
 )
 
-// Message states, as stored in messages.state.
+// Where messages live.
 //
-// A message in stateReady is ready, or leased: lease_until says until when
-// its current lease lasts, and a Receive takes it only once that time has
-// passed. Leasing a message thus changes no indexed column, which keeps
-// Receive cheap. A message in stateDelayed waits for ready_at (a delayed
-// publish, or a Nack with a delay); the next Receive after that moves it to
-// stateReady. Dead letters stay in stateDead until redriven or purged.
+// A ready message, leased or not, is a row of its lane: a table of its own
+// for each queue and priority (lane_<id>, listed in the lanes table), whose
+// rows are in the order Receive takes them, by ID. lease_until says until
+// when the current lease lasts, and a Receive takes a message only once
+// that time has passed; leasing it changes nothing but its own row, and an
+// Ack deletes just that row. No index has to be kept up to date on the
+// path every message takes, which is what made Receive and Ack cost half
+// as much again as the minimal lease-and-delete loop.
+//
+// Messages that wait (a delayed publish, a Nack with a delay) and dead
+// letters are rows of the messages table, in stateDelayed until ready_at
+// (a Receive then moves them to their lane), or in stateDead until
+// redriven or purged.
 const (
-	stateReady   = 0
 	stateDelayed = 1
 	stateDead    = 2
 )
@@ -25,21 +31,21 @@ const (
 // migrations are the schema's versions: migrations[i] takes the schema from
 // version i to version i+1, and the file's PRAGMA user_version says which
 // version it has. Never edit a released migration; append a new one.
-var migrations = []string{
+var migrations = []migration{
 	// 1: the queues and messages tables. Times are Unix milliseconds.
 	// Messages name their queue by its row ID, which keeps the indexes
 	// small and their comparisons cheap. IDs come from AUTOINCREMENT so
 	// that an ID is never reused, even after the newest message is
 	// deleted: a stale holder, a log line or a dead-letter listing never
 	// names a different message.
-	`CREATE TABLE queues (
+	{sql: `CREATE TABLE queues (
 		id   INTEGER PRIMARY KEY,
 		name TEXT    NOT NULL UNIQUE
 	) STRICT;
 	CREATE TABLE messages (
 		id          INTEGER PRIMARY KEY AUTOINCREMENT,
 		queue       INTEGER NOT NULL REFERENCES queues (id),
-		state       INTEGER NOT NULL,           -- stateReady, stateDelayed or stateDead
+		state       INTEGER NOT NULL,           -- 0 (ready; before version 2), stateDelayed or stateDead
 		priority    INTEGER NOT NULL,
 		ready_at    INTEGER NOT NULL,           -- delayed: when it becomes ready; dead: when it died
 		lease_until INTEGER NOT NULL DEFAULT 0, -- ready: when the current lease ends (0: not leased)
@@ -50,11 +56,57 @@ var migrations = []string{
 		created_at  INTEGER NOT NULL,
 		dead_reason TEXT
 	) STRICT;
-	-- Receive takes ready messages in this order; Stats, Dead, Redrive,
-	-- Purge and Queues use its (queue, state) prefix.
+	-- Stats, Dead, Purge and Queues use its (queue, state) prefix.
 	CREATE INDEX messages_by_priority ON messages (queue, state, priority DESC, id);
 	-- Delayed messages by the time they become ready.
-	CREATE INDEX messages_delayed ON messages (queue, ready_at) WHERE state = 1;`,
+	CREATE INDEX messages_delayed ON messages (queue, ready_at) WHERE state = 1;`},
+
+	// 2: ready messages move to lanes (see above). IDs now come from
+	// next_id, which starts above every ID AUTOINCREMENT gave out, so that
+	// IDs stay unique across the messages table and the lanes.
+	{sql: `CREATE TABLE lanes (
+		id       INTEGER PRIMARY KEY,
+		queue    INTEGER NOT NULL REFERENCES queues (id),
+		priority INTEGER NOT NULL,
+		UNIQUE (queue, priority)
+	) STRICT;
+	CREATE TABLE next_id (id INTEGER NOT NULL) STRICT;
+	INSERT INTO next_id (id) VALUES (coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0));`,
+		then: moveReadyToLanes},
+}
+
+// A migration runs its SQL, then its then function, if any.
+type migration struct {
+	sql  string
+	then func(w *writer) error
+}
+
+// moveReadyToLanes moves the ready messages of a version 1 file to their
+// lanes, leases and receipts included.
+func moveReadyToLanes(w *writer) error {
+	type key struct{ queue, priority int64 }
+	var keys []key
+	err := w.query(`SELECT DISTINCT queue, priority FROM messages WHERE state = 0`, nil, func(vals []driver.Value) error {
+		keys = append(keys, key{int64Value(vals[0]), int64Value(vals[1])})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		l, err := createLane(w, k.queue, k.priority)
+		if err != nil {
+			return err
+		}
+		_, _, err = w.exec(l.sql(`INSERT INTO {lane} (id, lease_until, receipt, attempts, body, attributes, created_at)
+			SELECT id, lease_until, coalesce(receipt, `+noReceipt+`), attempts, body, attributes, created_at
+			FROM messages WHERE queue = ?1 AND state = 0 AND priority = ?2`), k.queue, k.priority)
+		if err != nil {
+			return err
+		}
+	}
+	_, _, err = w.exec(`DELETE FROM messages WHERE state = 0`)
+	return err
 }
 
 // migrate brings the file's schema up to date in one transaction, so that
@@ -74,7 +126,12 @@ func migrate(w *writer) error {
 			return fmt.Errorf("the file's schema version is %d, but this version of crew's queue/sqlite knows only up to %d: upgrade it", version, len(migrations))
 		}
 		for v := int(version); v < len(migrations); v++ {
-			if _, err := w.conn.(driver.ExecerContext).ExecContext(context.Background(), migrations[v], nil); err != nil {
+			m := migrations[v]
+			_, err := w.conn.(driver.ExecerContext).ExecContext(context.Background(), m.sql, nil)
+			if err == nil && m.then != nil {
+				err = m.then(w)
+			}
+			if err != nil {
 				return fmt.Errorf("migrate the schema from version %d to %d: %w", v, v+1, err)
 			}
 		}
@@ -86,6 +143,49 @@ func migrate(w *writer) error {
 		}
 		return nil
 	})
+}
+
+// lane is one queue's table of ready messages of one priority.
+type lane struct {
+	id       int64
+	priority int64
+	table    string // lane_<id>
+}
+
+func newLane(id, priority int64) lane {
+	return lane{id: id, priority: priority, table: "lane_" + strconv.FormatInt(id, 10)}
+}
+
+// sql returns query with {lane} replaced by the lane's table.
+func (l lane) sql(query string) string { return strings.ReplaceAll(query, "{lane}", l.table) }
+
+// createLane returns the lane of queue and priority, creating it if there
+// is none. It runs in a write transaction.
+func createLane(w *writer, queue, priority int64) (lane, error) {
+	var id int64
+	err := w.query(sqlLaneID, []any{queue, priority}, func(vals []driver.Value) error {
+		id = int64Value(vals[0])
+		return nil
+	})
+	if err != nil || id != 0 {
+		return newLane(id, priority), err
+	}
+	if _, id, err = w.exec(`INSERT INTO lanes (queue, priority) VALUES (?1, ?2)`, queue, priority); err != nil {
+		return lane{}, err
+	}
+	l := newLane(id, priority)
+	// The hot columns come first, so that SQLite finds them without
+	// reading past the body.
+	_, _, err = w.exec(l.sql(`CREATE TABLE {lane} (
+		id          INTEGER PRIMARY KEY, -- the message's ID
+		lease_until INTEGER NOT NULL,    -- when the current lease ends; notLeased if none
+		receipt     INTEGER NOT NULL,    -- the current delivery's receipt; noReceipt if none
+		attempts    INTEGER NOT NULL,    -- deliveries so far
+		body        BLOB    NOT NULL,
+		attributes  TEXT,                -- a JSON object, or NULL when there are none
+		created_at  INTEGER NOT NULL
+	) STRICT`))
+	return l, err
 }
 
 // What lease_until and receipt hold while a message is not leased, as SQL
@@ -103,93 +203,103 @@ const (
 
 // The writer's statements. Parameters are numbered so that each can be
 // read next to its query; ?1 is the queue's row ID unless said otherwise.
+// {lane} stands for a lane's table (see lane.sql).
 const (
 	// ?1 queue name.
 	sqlCreateQueue = `INSERT INTO queues (name) VALUES (?1) ON CONFLICT (name) DO NOTHING`
 	sqlQueueID     = `SELECT id FROM queues WHERE name = ?1`
 
-	// ?1 queue, ?2 state, ?3 priority, ?4 ready_at, ?5 body, ?6 attributes, ?7 now.
-	sqlPublish = `INSERT INTO messages (queue, state, priority, ready_at, body, attributes, created_at, lease_until, receipt)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ` + notLeased + `, ` + noReceipt + `)`
-	// ?1 queue, ?2 now: make ready the delayed messages whose time has come.
-	sqlPromote = `UPDATE messages SET state = 0, lease_until = ` + notLeased + `
-		WHERE queue = ?1 AND state = 1 AND ready_at <= ?2`
-	// ?1 queue, ?2 now: when the next delayed message becomes ready, and
-	// when the next lease ends. Nothing is ready when this runs, so the
-	// second scan reads leased messages only.
-	sqlNextDue = `SELECT
-		(SELECT min(ready_at) FROM messages WHERE queue = ?1 AND state = 1),
-		(SELECT min(lease_until) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until > ?2)`
-	// Settling statements: ?1 id, ?2 queue, ?3 receipt is the fence.
-	// Nack: ?4 state (ready or delayed), ?5 ready_at.
-	sqlNack = `UPDATE messages SET state = ?4, ready_at = ?5, lease_until = ` + notLeased + `, receipt = ` + noReceipt + `
-		WHERE id = ?1 AND queue = ?2 AND receipt = ?3`
-	// Extend: ?4 lease end.
-	sqlExtend = `UPDATE messages SET lease_until = ?4
-		WHERE id = ?1 AND queue = ?2 AND receipt = ?3`
-	// DeadLetter: ?4 reason, ?5 now.
-	sqlDeadLetter = `UPDATE messages SET state = 2, ready_at = ?5, lease_until = ` + notLeased + `, receipt = ` + noReceipt + `, dead_reason = ?4
-		WHERE id = ?1 AND queue = ?2 AND receipt = ?3`
-	// Redrive: ?1 queue, ?2 now, and ?3 id for one message.
-	sqlRedriveAll = `UPDATE messages SET state = 0, ready_at = ?2, lease_until = ` + notLeased + `, attempts = 0, receipt = ` + noReceipt + `, dead_reason = NULL
-		WHERE queue = ?1 AND state = 2`
-	sqlRedriveOne = sqlRedriveAll + ` AND id = ?3`
-	sqlPurge      = `DELETE FROM messages WHERE queue = ?1 AND state = 2`
+	// ?1 queue, ?2 priority.
+	sqlLaneID = `SELECT id FROM lanes WHERE queue = ?1 AND priority = ?2`
+	// The queue's lanes in the order Receive takes from them.
+	sqlLanes = `SELECT id, priority FROM lanes WHERE queue = ?1 ORDER BY priority DESC`
+	// ?1 how many IDs to take: returns the last of them.
+	sqlNextIDs = `UPDATE next_id SET id = id + ?1 RETURNING id`
+
+	// ?1 id, ?2 body, ?3 attributes, ?4 now.
+	sqlPublishReady = `INSERT INTO {lane} (id, lease_until, receipt, attempts, body, attributes, created_at)
+		VALUES (?1, ` + notLeased + `, ` + noReceipt + `, 0, ?2, ?3, ?4)`
+	// ?1 queue, ?2 id, ?3 priority, ?4 ready_at, ?5 body, ?6 attributes, ?7 now.
+	sqlPublishDelayed = `INSERT INTO messages (queue, id, priority, ready_at, body, attributes, created_at, state, lease_until, receipt)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ` + notLeased + `, ` + noReceipt + `)`
+
+	// ?1 queue, ?2 now: the priorities of the delayed messages whose time
+	// has come; sqlPromote moves those of priority ?3 to their lane, then
+	// sqlPromoted deletes them all from messages.
+	sqlDuePriorities = `SELECT DISTINCT priority FROM messages WHERE queue = ?1 AND state = 1 AND ready_at <= ?2`
+	sqlPromote       = `INSERT INTO {lane} (id, lease_until, receipt, attempts, body, attributes, created_at)
+		SELECT id, ` + notLeased + `, ` + noReceipt + `, attempts, body, attributes, created_at FROM messages
+		WHERE queue = ?1 AND state = 1 AND ready_at <= ?2 AND priority = ?3`
+	sqlPromoted = `DELETE FROM messages WHERE queue = ?1 AND state = 1 AND ready_at <= ?2`
+
+	// When the next delayed message becomes ready; ?1 queue.
+	sqlNextDelayed = `SELECT min(ready_at) FROM messages WHERE queue = ?1 AND state = 1`
+	// When the next lease of a lane ends; ?1 now. Nothing is ready when
+	// this runs, so it reads leased messages only.
+	sqlNextLeaseEnd = `SELECT min(lease_until) FROM {lane} WHERE lease_until > ?1`
+
+	// Settling statements: ?1 id and ?2 receipt are the fence.
+	// Nack without a delay.
+	sqlRelease = `UPDATE {lane} SET lease_until = ` + notLeased + `, receipt = ` + noReceipt + `
+		WHERE id = ?1 AND receipt = ?2`
+	// Extend: ?3 lease end.
+	sqlExtend = `UPDATE {lane} SET lease_until = ?3 WHERE id = ?1 AND receipt = ?2`
+	// Nack with a delay, and DeadLetter: move the message from its lane
+	// to messages, then sqlLeaveLane deletes it from the lane. ?3 queue,
+	// ?4 priority, ?5 state, ?6 ready_at, ?7 dead_reason.
+	sqlSetAside = `INSERT INTO messages (id, queue, priority, state, ready_at, dead_reason, lease_until, receipt, attempts, body, attributes, created_at)
+		SELECT id, ?3, ?4, ?5, ?6, ?7, ` + notLeased + `, ` + noReceipt + `, attempts, body, attributes, created_at
+		FROM {lane} WHERE id = ?1 AND receipt = ?2`
+	sqlLeaveLane = `DELETE FROM {lane} WHERE id = ?1`
+
+	// Redrive: ?1 queue, and ?2 id for one message. sqlRedrive moves the
+	// dead letters of priority ?3 to their lane, with no attempts.
+	sqlDeadPriorities = `SELECT DISTINCT priority FROM messages WHERE queue = ?1 AND state = 2`
+	sqlRedrive        = `INSERT INTO {lane} (id, lease_until, receipt, attempts, body, attributes, created_at)
+		SELECT id, ` + notLeased + `, ` + noReceipt + `, 0, body, attributes, created_at FROM messages
+		WHERE queue = ?1 AND state = 2 AND priority = ?3`
+	sqlRedriven = `DELETE FROM messages WHERE queue = ?1 AND state = 2`
+	sqlOneID    = ` AND id = ?2`
+	sqlPurge    = `DELETE FROM messages WHERE queue = ?1 AND state = 2`
 )
 
-// sqlLease returns the statement that finds up to limit messages to lease,
-// in the order Receive returns them: ?1 queue, ?2 now, and for the forms
-// that start after a position in that order (see Queue.lease), ?3 its
-// priority and ?4 its ID. The limit is part of the text because SQLite
-// recompiles a statement whose LIMIT parameter is bound to a new value,
-// which costs more than the statement itself. Within the write
+// sqlLease returns the statement that finds up to limit ready messages of
+// a lane, in the order Receive takes them: ?1 now, and if after is set, ?2
+// the ID after which to start. The limit is part of the text because
+// SQLite recompiles a statement whose LIMIT parameter is bound to a new
+// value, which costs more than the statement itself. Within the write
 // transaction, reading the rows and then updating them by ID costs less
 // than one UPDATE … RETURNING, which SQLite runs through two temporary
 // tables.
-func sqlLease(limit int, after leaseFrom) string {
-	cond, order := "", "priority DESC, id"
-	switch after {
-	case fromSamePriority:
-		cond, order = " AND priority = ?3 AND id > ?4", "id"
-	case fromLowerPriority:
-		cond = " AND priority < ?3"
+func sqlLease(limit int, after bool) string {
+	cond := ""
+	if after {
+		cond = " AND id > ?2"
 	}
-	return `SELECT id, attempts, body, attributes, priority FROM messages
-		WHERE queue = ?1 AND state = 0 AND lease_until <= ?2` + cond + `
-		ORDER BY ` + order + ` LIMIT ` + strconv.Itoa(limit)
+	return `SELECT id, attempts, body, attributes FROM {lane}
+		WHERE lease_until <= ?1` + cond + ` ORDER BY id LIMIT ` + strconv.Itoa(limit)
 }
-
-// leaseFrom says where a sqlLease statement starts: at the queue's first
-// message, or after a position, in two parts: the rest of its priority,
-// then the lower priorities.
-type leaseFrom int
-
-const (
-	fromStart leaseFrom = iota
-	fromSamePriority
-	fromLowerPriority
-)
 
 // leaseChunk is the most messages one sqlMarkLeased statement updates.
 const leaseChunk = 32
 
-// sqlMarkLeased[n] leases n messages found by sqlLease: ?1 lease end, ?2
-// receipt, then their IDs. Only unindexed columns change.
-var sqlMarkLeased = bySize(leaseChunk, func(ids string) string {
-	return `UPDATE messages SET lease_until = ?1, attempts = attempts + 1, receipt = ?2 WHERE id IN (` + ids + `)`
+// sqlMarkLeased[n] leases n messages of a lane found by sqlLease: ?1
+// lease end, ?2 receipt, then their IDs.
+var sqlMarkLeased = bySize(leaseChunk, 3, func(ids string) string {
+	return `UPDATE {lane} SET lease_until = ?1, attempts = attempts + 1, receipt = ?2 WHERE id IN (` + ids + `)`
 })
 
 // bySize returns, at index n from 1 to max, the statement build makes for
-// n IDs given as the parameters ?3 to ?(n+2). Binding unused parameters
-// costs more than preparing a statement per size.
-func bySize(max int, build func(ids string) string) []string {
+// n IDs given as the parameters ?first to ?(first+n-1). Binding unused
+// parameters costs more than preparing a statement per size.
+func bySize(max, first int, build func(ids string) string) []string {
 	s := make([]string, max+1)
 	var ids strings.Builder
 	for n := 1; n <= max; n++ {
 		if n > 1 {
 			ids.WriteString(", ")
 		}
-		fmt.Fprintf(&ids, "?%d", n+2)
+		fmt.Fprintf(&ids, "?%d", first+n-1)
 		s[n] = build(ids.String())
 	}
 	return s
@@ -201,10 +311,9 @@ const maxReceive = 1000
 // ackBatch is the most messages one Ack statement deletes.
 const ackBatch = 32
 
-// sqlAcks[n] deletes n messages of one delivery, fenced by its receipt: ?1
-// queue, ?2 receipt, then their IDs. Ack appends " RETURNING id" when it
-// must learn which rows it deleted. The unary + keeps SQLite from scanning
-// the queue's index instead of looking each row up by its ID.
-var sqlAcks = bySize(ackBatch, func(ids string) string {
-	return `DELETE FROM messages WHERE +queue = ?1 AND receipt = ?2 AND id IN (` + ids + `)`
+// sqlAcks[n] deletes n messages of one delivery from their lane, fenced by
+// its receipt: ?1 receipt, then their IDs. Ack appends " RETURNING id"
+// when it must learn which rows it deleted.
+var sqlAcks = bySize(ackBatch, 2, func(ids string) string {
+	return `DELETE FROM {lane} WHERE receipt = ?1 AND id IN (` + ids + `)`
 })

@@ -109,7 +109,11 @@ func TestGroupCommitIsolatesAFailingWrite(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if _, _, err := w.exec(sqlPublish, qid, stateReady, 0, now(), []byte{byte(i)}, nil, now()); err != nil {
+				l, err := q.lane(w, qid, 0)
+				if err != nil {
+					return err
+				}
+				if _, _, err := w.exec(l.sql(sqlPublishReady), 1000+i, []byte{byte(i)}, nil, now()); err != nil {
 					return err
 				}
 				if i == 1 {
@@ -200,41 +204,84 @@ func TestUnleasedValuesAreAsWideAsALeasesValues(t *testing.T) {
 	}
 }
 
-// Rows written before unleased messages held notLeased and noReceipt hold
-// 0 and NULL; they must still be received, fenced and acknowledged.
-func TestRowsOfEarlierVersionsStillWork(t *testing.T) {
-	db := openInternal(t)
-	q := db.Queue("q")
-	ctx := t.Context()
-	if _, err := q.PublishBatch(ctx, [][]byte{[]byte("a"), []byte("b")}); err != nil {
-		t.Fatal(err)
-	}
-	err := db.w.do(ctx, func(w *writer) error {
-		_, _, err := w.exec(`UPDATE messages SET lease_until = 0, receipt = NULL`)
-		return err
-	})
+// A file of schema version 1 keeps every message, in its state, when a
+// later version opens it: ready ones (including rows from before notLeased
+// and noReceipt, which hold 0 and NULL) and leased ones move to their
+// lanes, delayed ones and dead letters stay, and new IDs continue after
+// the old ones.
+func TestAVersion1FileIsMigrated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	old, err := openWriter("file:" + path + "?_journal_mode=WAL")
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := q.Receive(ctx, 2, time.Minute)
-	if err != nil || len(msgs) != 2 {
-		t.Fatalf("Receive = %d messages, %v; want 2", len(msgs), err)
-	}
-	stale := *msgs[1]
-	if err := q.Nack(ctx, msgs[1], 0); err != nil {
+	leaseEnd := time.Now().Add(time.Hour).UnixMilli()
+	err = old.tx(func() error {
+		if _, err := old.conn.(driver.ExecerContext).ExecContext(t.Context(), migrations[0].sql, nil); err != nil {
+			return err
+		}
+		for _, stmt := range []string{
+			`PRAGMA user_version = 1`,
+			`INSERT INTO queues (id, name) VALUES (1, 'q'), (2, 'other')`,
+			`INSERT INTO messages (id, queue, state, priority, ready_at, lease_until, attempts, receipt, body, created_at, dead_reason) VALUES
+				(1, 1, 0, 0, 0, 0, 0, NULL, x'01', 0, NULL),
+				(2, 1, 0, 5, 0, ` + notLeased + `, 0, ` + noReceipt + `, x'02', 0, NULL),
+				(3, 1, 0, 0, 0, ` + strconv.FormatInt(leaseEnd, 10) + `, 1, 77, x'03', 0, NULL),
+				(4, 1, 1, 0, 1, 0, 2, NULL, x'04', 0, NULL),
+				(5, 1, 2, 0, 1, 0, 3, NULL, x'05', 0, 'it failed'),
+				(6, 2, 0, 0, 0, 0, 0, NULL, x'06', 0, NULL)`,
+		} {
+			if _, _, err := old.exec(stmt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := errors.Join(err, old.close()); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Ack(ctx, msgs[0], &stale); !errors.Is(err, queue.ErrLeaseLost) {
-		t.Errorf("Ack with a stale copy = %v, want ErrLeaseLost", err)
+
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	again, err := q.Receive(ctx, 2, time.Minute)
-	if err != nil || len(again) != 1 || again[0].ID != stale.ID {
-		t.Fatalf("Receive after Nack = %v, %v; want message %s alone", again, err, stale.ID)
+	t.Cleanup(func() { db.Close() })
+	if v := pragma(t, db, "user_version"); v != int64(len(migrations)) {
+		t.Fatalf("user_version = %d, want %d", v, len(migrations))
 	}
-	if err := q.Ack(ctx, again[0]); err != nil {
-		t.Errorf("Ack = %v", err)
+	ctx := t.Context()
+	q := db.Queue("q")
+	if s, err := q.Stats(ctx); err != nil || s != (Stats{Ready: 3, Leased: 1, Dead: 1}) {
+		t.Fatalf("Stats = %+v, %v; want 3 ready (one due), 1 leased, 1 dead", s, err)
 	}
-	if s, err := q.Stats(ctx); err != nil || s != (Stats{}) {
-		t.Errorf("Stats = %+v, %v; want an empty queue", s, err)
+	msgs, got := receiveIDs(t, q, 10, time.Minute)
+	if want := []string{"2", "1", "4"}; !slices.Equal(got, want) {
+		t.Fatalf("Receive = %v, want %v: by priority, then ID, the leased one left alone", got, want)
+	}
+	if msgs[2].Attempt != 3 {
+		t.Errorf("the delayed message's Attempt = %d, want 3", msgs[2].Attempt)
+	}
+	if err := q.Ack(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	leased := &queue.Message{ID: "3", Receipt: receipt{token: 77, lane: q.lanes[len(q.lanes)-1], queue: 1}}
+	if err := q.Extend(ctx, leased, time.Minute); err != nil {
+		t.Errorf("Extend with the lease's receipt = %v", err)
+	}
+	dead, err := q.Dead(ctx)
+	if err != nil || len(dead) != 1 || dead[0].Message.ID != "5" || dead[0].Reason != "it failed" {
+		t.Fatalf("Dead = %+v, %v", dead, err)
+	}
+	if n, err := q.Redrive(ctx); err != nil || n != 1 {
+		t.Fatalf("Redrive = %d, %v", n, err)
+	}
+	if _, got := receiveIDs(t, q, 10, time.Minute); !slices.Equal(got, []string{"5"}) {
+		t.Fatalf("Receive after Redrive = %v, want [5]", got)
+	}
+	if ids := publishIDs(t, q, 1); ids[0] != "7" {
+		t.Errorf("a new message got ID %s, want 7, after every ID the file used", ids[0])
+	}
+	if s, err := db.Queue("other").Stats(ctx); err != nil || s != (Stats{Ready: 1}) {
+		t.Errorf("the other queue's Stats = %+v, %v", s, err)
 	}
 }
