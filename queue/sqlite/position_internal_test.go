@@ -168,3 +168,35 @@ func TestARolledBackReceiveDoesNotMoveThePosition(t *testing.T) {
 		t.Fatalf("Receive run again after the rollback = %v, want %v", got, ids[1:3])
 	}
 }
+
+// A Publish whose group transaction rolls back runs again alone; the lane
+// its first run created was rolled back too, and is created again.
+func TestALaneCreatedInARolledBackGroupIsCreatedAgain(t *testing.T) {
+	db := openInternal(t)
+	q := db.Queue("q")
+	ctx := t.Context()
+	publishIDs(t, q, 1) // the queue, and its lane of priority 0
+	receiveIDs(t, q, 1, time.Minute)
+
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // holds the connection until the others queue up
+		_ = db.w.do(ctx, func(w *writer) error { <-release; return nil })
+	})
+	waitBusy(db)
+	var ids []string
+	wg.Go(func() { ids = publishIDs(t, q, 1, queue.Priority(3)) })
+	waitQueued(t, db, 1)
+	boom := errors.New("boom")
+	var err error
+	wg.Go(func() { err = db.w.do(ctx, func(w *writer) error { return boom }) })
+	waitQueued(t, db, 2)
+	close(release)
+	wg.Wait()
+	if !errors.Is(err, boom) {
+		t.Fatalf("the failing write returned %v", err)
+	}
+	if _, got := receiveIDs(t, q, 1, time.Minute); !slices.Equal(got, ids) {
+		t.Fatalf("Receive = %v, want the message of priority 3, %v", got, ids)
+	}
+}
