@@ -29,11 +29,15 @@ func receiveIDs(t *testing.T, q *Queue, max int, lease time.Duration) ([]*queue.
 	if err != nil {
 		t.Fatal(err)
 	}
+	return msgs, idsOf(msgs)
+}
+
+func idsOf(msgs []*queue.Message) []string {
 	ids := make([]string, len(msgs))
 	for i, m := range msgs {
 		ids[i] = m.ID
 	}
-	return msgs, ids
+	return ids
 }
 
 func publishIDs(t *testing.T, q *Queue, n int, opts ...queue.PublishOption) []string {
@@ -134,6 +138,27 @@ func TestAnotherConnectionsCommitResetsThePosition(t *testing.T) {
 	}
 }
 
+// inAFailingGroup runs write, which must make one write, in the group
+// transaction of a write that fails after it, so that the group rolls back
+// and write's write runs again alone.
+func inAFailingGroup(t *testing.T, db *DB, write func()) {
+	t.Helper()
+	ctx := t.Context()
+	release := holdWriter(t, db)
+	var wg sync.WaitGroup
+	wg.Go(write)
+	waitQueued(t, db, 1)
+	boom := errors.New("boom")
+	var err error
+	wg.Go(func() { err = db.w.do(ctx, func(w *writer) error { return boom }) })
+	waitQueued(t, db, 2)
+	release()
+	wg.Wait()
+	if !errors.Is(err, boom) {
+		t.Fatalf("the failing write returned %v", err)
+	}
+}
+
 // A Receive whose group transaction rolls back runs again alone; the
 // position its first run took was rolled back with its leases.
 func TestARolledBackReceiveDoesNotMoveThePosition(t *testing.T) {
@@ -146,25 +171,13 @@ func TestARolledBackReceiveDoesNotMoveThePosition(t *testing.T) {
 		t.Fatalf("Receive = %v, want %v", got, ids[:1])
 	}
 
-	release := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { // holds the connection until the others queue up
-		_ = db.w.do(ctx, func(w *writer) error { <-release; return nil })
-	})
-	waitBusy(db)
-	var got []string
-	wg.Go(func() { _, got = receiveIDs(t, q, 2, time.Minute) })
-	waitQueued(t, db, 1)
-	boom := errors.New("boom")
+	var msgs []*queue.Message
 	var err error
-	wg.Go(func() { err = db.w.do(ctx, func(w *writer) error { return boom }) })
-	waitQueued(t, db, 2)
-	close(release)
-	wg.Wait()
-	if !errors.Is(err, boom) {
-		t.Fatalf("the failing write returned %v", err)
+	inAFailingGroup(t, db, func() { msgs, err = q.Receive(ctx, 2, time.Minute) })
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !slices.Equal(got, ids[1:3]) {
+	if got := idsOf(msgs); !slices.Equal(got, ids[1:3]) {
 		t.Fatalf("Receive run again after the rollback = %v, want %v", got, ids[1:3])
 	}
 }
@@ -178,23 +191,11 @@ func TestALaneCreatedInARolledBackGroupIsCreatedAgain(t *testing.T) {
 	publishIDs(t, q, 1) // the queue, and its lane of priority 0
 	receiveIDs(t, q, 1, time.Minute)
 
-	release := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { // holds the connection until the others queue up
-		_ = db.w.do(ctx, func(w *writer) error { <-release; return nil })
-	})
-	waitBusy(db)
 	var ids []string
-	wg.Go(func() { ids = publishIDs(t, q, 1, queue.Priority(3)) })
-	waitQueued(t, db, 1)
-	boom := errors.New("boom")
 	var err error
-	wg.Go(func() { err = db.w.do(ctx, func(w *writer) error { return boom }) })
-	waitQueued(t, db, 2)
-	close(release)
-	wg.Wait()
-	if !errors.Is(err, boom) {
-		t.Fatalf("the failing write returned %v", err)
+	inAFailingGroup(t, db, func() { ids, err = q.PublishBatch(ctx, [][]byte{nil}, queue.Priority(3)) })
+	if err != nil {
+		t.Fatal(err)
 	}
 	if _, got := receiveIDs(t, q, 1, time.Minute); !slices.Equal(got, ids) {
 		t.Fatalf("Receive = %v, want the message of priority 3, %v", got, ids)

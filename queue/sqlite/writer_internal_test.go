@@ -72,16 +72,28 @@ func waitQueued(t *testing.T, db *DB, n int) {
 	}
 }
 
-// waitBusy waits until a write holds db's writer.
-func waitBusy(db *DB) {
+// holdWriter makes a write that holds db's writer until release is called,
+// so that the writes made meanwhile queue up behind it; release returns
+// once that write has.
+func holdWriter(t *testing.T, db *DB) (release func()) {
+	t.Helper()
+	held, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = db.w.do(t.Context(), func(w *writer) error { <-held; return nil })
+	}()
 	for {
 		db.w.mu.Lock()
 		busy := db.w.busy
 		db.w.mu.Unlock()
 		if busy {
-			return
+			break
 		}
 		time.Sleep(time.Millisecond) // polling a condition
+	}
+	return func() {
+		close(held)
+		<-done
 	}
 }
 
@@ -92,12 +104,8 @@ func TestGroupCommitIsolatesAFailingWrite(t *testing.T) {
 	db := openInternal(t)
 	q := db.Queue("q")
 	ctx := t.Context()
-	release := make(chan struct{})
+	release := holdWriter(t, db)
 	var wg sync.WaitGroup
-	wg.Go(func() { // holds the connection until the others queue up
-		_ = db.w.do(ctx, func(w *writer) error { <-release; return nil })
-	})
-	waitBusy(db)
 	errs := make([]error, 3)
 	boom := errors.New("boom")
 	runs := make([]int, 3)
@@ -124,7 +132,7 @@ func TestGroupCommitIsolatesAFailingWrite(t *testing.T) {
 		})
 		waitQueued(t, db, i+1)
 	}
-	close(release)
+	release()
 	wg.Wait()
 	if errs[0] != nil || !errors.Is(errs[1], boom) || errs[2] != nil {
 		t.Errorf("errors = %v, want nil, boom, nil", errs)
