@@ -73,7 +73,10 @@
 // Ready messages are kept in one table per queue and priority, in the
 // order Receive takes them, with no index to keep up to date: a lease
 // rewrites the message's row in place, and Ack deletes the rows of each
-// Receive with one statement. Each Receive starts after the messages this
+// Receive with one statement. Each priority that a queue has ever held
+// keeps its table, and a Receive that finds little looks at each of them
+// in turn, so priorities are meant as a few levels, not as one value per
+// message. Each Receive starts after the messages this
 // DB holds leased rather than reading past them again. Each Receive is a
 // transaction, so the size of the batches sets how many messages share a
 // commit: a queue.Consumer of quick handlers receives more at a time with
