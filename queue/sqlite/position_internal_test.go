@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -199,5 +200,38 @@ func TestALaneCreatedInARolledBackGroupIsCreatedAgain(t *testing.T) {
 	}
 	if _, got := receiveIDs(t, q, 1, time.Minute); !slices.Equal(got, ids) {
 		t.Fatalf("Receive = %v, want the message of priority 3, %v", got, ids)
+	}
+}
+
+// A process of version 1 that still runs on a file that a later version
+// migrated publishes into the messages table, in state 0; its messages
+// are received too, once no lease holds them.
+func TestMessagesOfAVersion1ProcessAreReceived(t *testing.T) {
+	db := openInternal(t)
+	q := db.Queue("q")
+	ctx := t.Context()
+	ids := publishIDs(t, q, 1)
+	leaseEnd := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	err := db.w.do(ctx, func(w *writer) error {
+		_, _, err := w.exec(`INSERT INTO messages (id, queue, state, priority, ready_at, lease_until, attempts, body, created_at) VALUES
+			(100, 1, 0, 0, 0, 0, 1, x'01', 0),
+			(101, 1, 0, 0, 0, ` + leaseEnd + `, 1, x'02', 0)`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, got := receiveIDs(t, q, 10, time.Minute)
+	if want := []string{ids[0], "100"}; !slices.Equal(got, want) {
+		t.Fatalf("Receive = %v, want %v: the leased one left alone", got, want)
+	}
+	if msgs[1].Attempt != 2 {
+		t.Errorf("Attempt = %d, want 2", msgs[1].Attempt)
+	}
+	if err := q.Ack(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := q.Stats(ctx); err != nil || s != (Stats{Leased: 1}) {
+		t.Errorf("Stats = %+v, %v; want the one the old process holds", s, err)
 	}
 }

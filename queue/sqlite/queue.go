@@ -905,11 +905,18 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 			s.Ready += ready
 			s.Leased += leased
 		}
-		return tx.QueryRowContext(ctx, `SELECT
+		// State 0: see sqlDuePriorities.
+		var ready, leased int
+		err = tx.QueryRowContext(ctx, `SELECT
 			(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND ready_at > ?2),
 			(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 1 AND ready_at <= ?2),
-			(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 2)`,
-			qid, t).Scan(&s.Delayed, &due, &s.Dead)
+			(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 2),
+			(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until <= ?2),
+			(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 0 AND lease_until > ?2)`,
+			qid, t).Scan(&s.Delayed, &due, &s.Dead, &ready, &leased)
+		s.Ready += ready
+		s.Leased += leased
+		return err
 	})
 	if err != nil {
 		return Stats{}, q.wrap(err, "stats")

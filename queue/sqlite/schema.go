@@ -225,12 +225,16 @@ const (
 
 	// ?1 queue, ?2 now: the priorities of the delayed messages whose time
 	// has come; sqlPromote moves those of priority ?3 to their lane, then
-	// sqlPromoted deletes them all from messages.
-	sqlDuePriorities = `SELECT DISTINCT priority FROM messages WHERE queue = ?1 AND state = 1 AND ready_at <= ?2`
-	sqlPromote       = `INSERT INTO {lane} (id, lease_until, receipt, attempts, body, attributes, created_at)
+	// sqlPromoted deletes them all from messages. Ready messages that a
+	// process of version 1 still running on a migrated file published or
+	// released (state 0) go with them, once no lease holds them.
+	sqlDuePriorities = `SELECT priority FROM messages WHERE queue = ?1 AND state = 1 AND ready_at <= ?2
+		UNION SELECT priority FROM messages WHERE queue = ?1 AND state = 0 AND lease_until <= ?2`
+	sqlDue     = `queue = ?1 AND (state = 1 AND ready_at <= ?2 OR state = 0 AND lease_until <= ?2)`
+	sqlPromote = `INSERT INTO {lane} (id, lease_until, receipt, attempts, body, attributes, created_at)
 		SELECT id, ` + notLeased + `, ` + noReceipt + `, attempts, body, attributes, created_at FROM messages
-		WHERE queue = ?1 AND state = 1 AND ready_at <= ?2 AND priority = ?3`
-	sqlPromoted = `DELETE FROM messages WHERE queue = ?1 AND state = 1 AND ready_at <= ?2`
+		WHERE ` + sqlDue + ` AND priority = ?3`
+	sqlPromoted = `DELETE FROM messages WHERE ` + sqlDue
 
 	// When the next delayed message becomes ready; ?1 queue.
 	sqlNextDelayed = `SELECT min(ready_at) FROM messages WHERE queue = ?1 AND state = 1`
