@@ -204,34 +204,45 @@ func TestALaneCreatedInARolledBackGroupIsCreatedAgain(t *testing.T) {
 }
 
 // A process of version 1 that still runs on a file that a later version
-// migrated publishes into the messages table, in state 0; its messages
-// are received too, once no lease holds them.
+// migrated publishes into the messages table, in state 0, with IDs from
+// its AUTOINCREMENT counter; its messages are received too, once no lease
+// holds them, and their IDs collide with no other message's.
 func TestMessagesOfAVersion1ProcessAreReceived(t *testing.T) {
 	db := openInternal(t)
 	q := db.Queue("q")
 	ctx := t.Context()
-	ids := publishIDs(t, q, 1)
+	ids := publishIDs(t, q, 2)
 	leaseEnd := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	var old []string
 	err := db.w.do(ctx, func(w *writer) error {
-		_, _, err := w.exec(`INSERT INTO messages (id, queue, state, priority, ready_at, lease_until, attempts, body, created_at) VALUES
-			(100, 1, 0, 0, 0, 0, 1, x'01', 0),
-			(101, 1, 0, 0, 0, ` + leaseEnd + `, 1, x'02', 0)`)
-		return err
+		for _, leaseUntil := range []string{"0", leaseEnd} {
+			_, id, err := w.exec(`INSERT INTO messages (queue, state, priority, ready_at, lease_until, attempts, body, created_at)
+				VALUES (1, 0, 0, 0, ` + leaseUntil + `, 1, x'01', 0)`)
+			if err != nil {
+				return err
+			}
+			old = append(old, strconv.FormatInt(id, 10))
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	msgs, got := receiveIDs(t, q, 10, time.Minute)
-	if want := []string{ids[0], "100"}; !slices.Equal(got, want) {
+	if want := []string{ids[0], ids[1], old[0]}; !slices.Equal(got, want) {
 		t.Fatalf("Receive = %v, want %v: the leased one left alone", got, want)
 	}
-	if msgs[1].Attempt != 2 {
-		t.Errorf("Attempt = %d, want 2", msgs[1].Attempt)
+	if msgs[2].Attempt != 2 {
+		t.Errorf("Attempt = %d, want 2", msgs[2].Attempt)
 	}
 	if err := q.Ack(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
 	if s, err := q.Stats(ctx); err != nil || s != (Stats{Leased: 1}) {
 		t.Errorf("Stats = %+v, %v; want the one the old process holds", s, err)
+	}
+	next, _ := strconv.Atoi(publishIDs(t, q, 1)[0])
+	if last, _ := strconv.Atoi(old[1]); next <= last {
+		t.Errorf("a new message got ID %d, not above the old process's %d", next, last)
 	}
 }

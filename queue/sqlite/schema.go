@@ -61,17 +61,18 @@ var migrations = []migration{
 	-- Delayed messages by the time they become ready.
 	CREATE INDEX messages_delayed ON messages (queue, ready_at) WHERE state = 1;`},
 
-	// 2: ready messages move to lanes (see above). IDs now come from
-	// next_id, which starts above every ID AUTOINCREMENT gave out, so that
-	// IDs stay unique across the messages table and the lanes.
+	// 2: ready messages move to lanes (see above). IDs are still taken
+	// from the messages table's AUTOINCREMENT counter, now by sqlNextIDs,
+	// so that they stay unique across the messages table and the lanes,
+	// even with a process of version 1 still inserting into messages.
 	{sql: `CREATE TABLE lanes (
 		id       INTEGER PRIMARY KEY,
 		queue    INTEGER NOT NULL REFERENCES queues (id),
 		priority INTEGER NOT NULL,
 		UNIQUE (queue, priority)
 	) STRICT;
-	CREATE TABLE next_id (id INTEGER NOT NULL) STRICT;
-	INSERT INTO next_id (id) VALUES (coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0));`,
+	INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', 0
+		WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages');`,
 		then: moveReadyToLanes},
 }
 
@@ -214,7 +215,7 @@ const (
 	// The queue's lanes in the order Receive takes from them.
 	sqlLanes = `SELECT id, priority FROM lanes WHERE queue = ?1 ORDER BY priority DESC`
 	// ?1 how many IDs to take: returns the last of them.
-	sqlNextIDs = `UPDATE next_id SET id = id + ?1 RETURNING id`
+	sqlNextIDs = `UPDATE sqlite_sequence SET seq = seq + ?1 WHERE name = 'messages' RETURNING seq`
 
 	// ?1 id, ?2 body, ?3 attributes, ?4 now.
 	sqlPublishReady = `INSERT INTO {lane} (id, lease_until, receipt, attempts, body, attributes, created_at)
