@@ -182,7 +182,7 @@ func (w *writer) run(group []*request) []*request {
 	failed := false // a write failed, rather than BEGIN or COMMIT
 	err := w.tx(func() error {
 		for i := 0; ; i++ {
-			if i == len(running) {
+			for i == len(running) { // until one of those taken has not ended
 				if len(group) >= maxGroup {
 					return nil
 				}
@@ -192,9 +192,6 @@ func (w *writer) run(group []*request) []*request {
 				}
 				group = append(group, more...)
 				start(more)
-				if i == len(running) {
-					continue
-				}
 			}
 			if err := running[i].fn(w); err != nil {
 				failed = true

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,5 +292,43 @@ func TestAVersion1FileIsMigrated(t *testing.T) {
 	}
 	if s, err := db.Queue("other").Stats(ctx); err != nil || s != (Stats{Ready: 1}) {
 		t.Errorf("the other queue's Stats = %+v, %v", s, err)
+	}
+}
+
+// endsUnseen is a context whose Err reports it ended once end is set, but
+// whose Done channel never closes: a write waiting with it cannot withdraw
+// itself, so the leader is sure to take it after it ended.
+type endsUnseen struct {
+	context.Context
+	ended atomic.Bool
+}
+
+func (c *endsUnseen) Err() error {
+	if c.ended.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+// A write whose context ended while it waited is taken into the running
+// group but not started; the group goes on without it.
+func TestAWriteThatEndedWhileQueuedIsSkipped(t *testing.T) {
+	db := openInternal(t)
+	ctx := &endsUnseen{Context: context.Background()}
+	ran := false
+	var err error
+	done := make(chan struct{})
+	leadErr := db.w.do(t.Context(), func(w *writer) error {
+		go func() {
+			defer close(done)
+			err = db.w.do(ctx, func(w *writer) error { ran = true; return nil })
+		}()
+		waitQueued(t, db, 1)
+		ctx.ended.Store(true)
+		return nil
+	})
+	<-done
+	if leadErr != nil || !errors.Is(err, context.Canceled) || ran {
+		t.Errorf("the leading write returned %v; the ended one %v, and ran: %v; want nil, context.Canceled, false", leadErr, err, ran)
 	}
 }
