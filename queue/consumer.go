@@ -141,7 +141,8 @@ const (
 	// DeadLettered: the message failed for good and was dead-lettered.
 	DeadLettered
 	// Released: the consumer stopped before the handler finished (or
-	// started); the message was made ready again at once.
+	// started), or a failing Receive returned the message with its error;
+	// the message was made ready again at once.
 	Released
 	// LeaseLost: the lease could not be kept, so the message belongs to
 	// another delivery now; the handler's context was cancelled.
@@ -173,7 +174,7 @@ type Stats struct {
 	Succeeded    int64 // messages handled and acknowledged
 	Retried      int64 // failures that will be retried
 	DeadLettered int64 // messages dead-lettered
-	Released     int64 // messages given back unfinished at a stop
+	Released     int64 // messages given back unfinished at a stop, or returned by a failing Receive
 	LeaseLost    int64 // messages whose lease was lost while held
 }
 
@@ -346,12 +347,14 @@ func (r *run) receive(ctx context.Context) error {
 		}
 		msgs, err := r.c.Source.Receive(ctx, want, r.lease)
 		if err != nil {
+			// A Source may return what it got before the failure, or
+			// before it noticed the stop.
 			if ctx.Err() != nil {
-				r.release(msgs) // a Source may return what it got before noticing
+				r.release(msgs, ErrStopping)
 				break
 			}
+			r.release(msgs, err)
 			if errors.Is(err, crew.ErrPermanent) {
-				r.release(msgs)
 				return fmt.Errorf("queue: receive: %w", err)
 			}
 			failures++
@@ -388,15 +391,16 @@ func (r *run) dispatch(ctx context.Context) {
 			}
 			// Stopping: give back what has not started.
 			d.beat.stop()
-			r.releaseHeld([]*Message{d.m})
+			r.releaseHeld([]*Message{d.m}, ErrStopping)
 		}
 	}
 }
 
-// release gives back messages that were received but never dispatched.
-func (r *run) release(msgs []*Message) {
+// release gives back messages that were received but never dispatched,
+// reporting why.
+func (r *run) release(msgs []*Message, why error) {
 	r.hold(len(msgs))
-	r.releaseHeld(msgs)
+	r.releaseHeld(msgs, why)
 }
 
 // hold accounts for n messages received.
@@ -405,14 +409,15 @@ func (r *run) hold(n int) {
 	r.c.held.Add(int64(n))
 }
 
-// releaseHeld gives back held messages that will not be started.
-func (r *run) releaseHeld(msgs []*Message) {
+// releaseHeld gives back held messages that will not be started, reporting
+// why.
+func (r *run) releaseHeld(msgs []*Message, why error) {
 	for _, m := range msgs {
 		if err := r.c.Source.Nack(r.ops, m, 0); err != nil && !errors.Is(err, ErrLeaseLost) {
 			r.log.Warn("queue: release failed", "id", m.ID, "err", err)
 		}
 		r.c.released.Add(1)
-		r.report(Result{Message: m, Outcome: Released, Err: ErrStopping})
+		r.report(Result{Message: m, Outcome: Released, Err: why})
 		r.finish()
 	}
 }

@@ -204,6 +204,59 @@ func TestPrefetchRefillsWhilePrefetchedMessagesWaitForASlot(t *testing.T) {
 	})
 }
 
+// failingOnce returns what its Source received together with an error,
+// the first time.
+type failingOnce struct {
+	queue.Source
+	failed atomic.Bool
+	err    error
+}
+
+func (s *failingOnce) Receive(ctx context.Context, max int, lease time.Duration) ([]*queue.Message, error) {
+	msgs, err := s.Source.Receive(ctx, max, lease)
+	if err == nil && !s.failed.Swap(true) {
+		return msgs, s.err
+	}
+	return msgs, err
+}
+
+func TestMessagesAFailingReceiveReturnsAreReleased(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := memqueue.New()
+		publishN(t, q, 3)
+		flaky := errors.New("connection reset")
+		var mu sync.Mutex
+		var released []error
+		c := &queue.Consumer{
+			Source: &failingOnce{Source: q, err: flaky}, Concurrency: 3, Logger: quiet,
+			Handler: func(ctx context.Context, m *queue.Message) error { return nil },
+			OnResult: func(res queue.Result) {
+				if res.Outcome == queue.Released {
+					mu.Lock()
+					released = append(released, res.Err)
+					mu.Unlock()
+				}
+			},
+		}
+		stop := start(c)
+		for c.Stats().Succeeded < 3 {
+			time.Sleep(time.Second) // the retry's backoff, on the bubble's clock
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if len(released) != 3 || !errors.Is(released[0], flaky) {
+			t.Errorf("released %v, want the 3 messages of the failed Receive, with its error", released)
+		}
+		if got := q.Counts(); got != (memqueue.Counts{}) {
+			t.Errorf("after the run: %+v, want an empty queue", got)
+		}
+		if st := c.Stats(); st.Released != 3 || st.Held != 0 {
+			t.Errorf("Stats = %+v", st)
+		}
+	})
+}
+
 func TestStopAbandonsTheLongPollAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := &queue.Consumer{Source: memqueue.New(), Logger: quiet,

@@ -36,6 +36,8 @@ type Source interface {
 	// every other Receive until the lease ends, is extended, or is given up
 	// with Nack. Higher priorities come first, then older messages. It
 	// returns ctx's error (and no messages) if ctx ends while it waits.
+	// Messages it returns together with an error are leased all the same:
+	// a Consumer gives them back at once.
 	Receive(ctx context.Context, max int, lease time.Duration) ([]*Message, error)
 	// Ack deletes messages that were handled. A message whose lease has
 	// passed on is left alone and reported in the error, wrapping
