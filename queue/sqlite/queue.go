@@ -282,6 +282,9 @@ func (q *Queue) publish(ctx context.Context, bodies [][]byte, opts []queue.Publi
 			last = int64Value(vals[0])
 			return nil
 		})
+		if err == nil && last == 0 {
+			err = errors.New("the file has no ID counter for messages (its sqlite_sequence row is missing)")
+		}
 		if err != nil {
 			return err
 		}
