@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"strconv"
 	"time"
@@ -84,14 +83,13 @@ func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
 		if err != nil || qid == 0 {
 			return err
 		}
-		q.forget() // the messages may go before where Receive would start
 		if len(rowIDs) == 0 {
-			n, err := q.redrive(w, qid, "", nil)
+			n, err := q.toLanes(w, sqlDeadPriorities, sqlRedrive, sqlRedriven, qid)
 			moved = n
 			return err
 		}
 		for _, id := range rowIDs {
-			n, err := q.redrive(w, qid, sqlOneID, id)
+			n, err := q.toLanes(w, sqlDeadPriorities+sqlOneID, sqlRedrive+sqlOneID, sqlRedriven+sqlOneID, qid, id)
 			if err != nil {
 				return err
 			}
@@ -106,39 +104,6 @@ func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
 		q.notify()
 	}
 	return int(moved), nil
-}
-
-// redrive moves the queue's dead letters (those that cond, with ?2 bound to
-// id, selects) to their lanes, and returns how many it moved.
-func (q *Queue) redrive(w *writer, qid int64, cond string, id any) (int64, error) {
-	args := []any{qid} // and ?2 for cond
-	if cond != "" {
-		args = append(args, id)
-	}
-	var priorities []int64
-	err := w.query(sqlDeadPriorities+cond, args, func(vals []driver.Value) error {
-		priorities = append(priorities, int64Value(vals[0]))
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	var moved int64
-	for _, p := range priorities {
-		l, err := q.lane(w, qid, p)
-		if err != nil {
-			return 0, err
-		}
-		n, _, err := w.exec(l.sql(sqlRedrive+cond), qid, id, p)
-		if err != nil {
-			return 0, err
-		}
-		moved += n
-	}
-	if moved > 0 {
-		_, _, err = w.exec(sqlRedriven+cond, args...)
-	}
-	return moved, err
 }
 
 // Purge deletes every dead letter of the queue and returns how many it

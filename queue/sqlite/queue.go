@@ -477,26 +477,44 @@ var promoteEvery = 10 * time.Millisecond // a variable for tests
 // promote moves the delayed messages whose time has come to their lanes.
 func (q *Queue) promote(w *writer, qid, t int64) error {
 	q.promotedAt = t
-	var priorities []int64
-	err := w.query(sqlDuePriorities, []any{qid, t}, func(vals []driver.Value) error {
-		priorities = append(priorities, int64Value(vals[0]))
+	_, err := q.toLanes(w, sqlDuePriorities, sqlPromote, sqlPromoted, qid, t)
+	return err
+}
+
+// toLanes moves rows of the messages table to their lanes, and returns how
+// many it moved. priorities lists the priorities of the rows to move,
+// insert moves those of the priority ?3 to its lane, and remove deletes
+// them all from messages; ?1 is the queue's row ID and ?2, if given, the
+// same in all three.
+func (q *Queue) toLanes(w *writer, priorities, insert, remove string, qid int64, arg2 ...any) (int64, error) {
+	args := append([]any{qid}, arg2...)
+	var ps []int64
+	err := w.query(priorities, args, func(vals []driver.Value) error {
+		ps = append(ps, int64Value(vals[0]))
 		return nil
 	})
-	if err != nil || len(priorities) == 0 {
-		return err
+	if err != nil || len(ps) == 0 {
+		return 0, err
 	}
-	for _, p := range priorities {
+	second := any(nil) // ?2, which insert may not use
+	if len(arg2) > 0 {
+		second = arg2[0]
+	}
+	var moved int64
+	for _, p := range ps {
 		l, err := q.lane(w, qid, p)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if _, _, err := w.exec(l.sql(sqlPromote), qid, t, p); err != nil {
-			return err
+		n, _, err := w.exec(l.sql(insert), qid, second, p)
+		if err != nil {
+			return 0, err
 		}
+		moved += n
 	}
-	q.forget()
-	_, _, err = w.exec(sqlPromoted, qid, t)
-	return err
+	q.forget() // they may go before where Receive would start
+	_, _, err = w.exec(remove, args...)
+	return moved, err
 }
 
 // lease leases up to max ready messages. Before that, at most every

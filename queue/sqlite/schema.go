@@ -37,7 +37,8 @@ var migrations = []migration{
 	// small and their comparisons cheap. IDs come from AUTOINCREMENT so
 	// that an ID is never reused, even after the newest message is
 	// deleted: a stale holder, a log line or a dead-letter listing never
-	// names a different message.
+	// names a different message. (Its comments tell of version 1, where
+	// ready messages were rows of messages, in state 0 = stateReady.)
 	{sql: `CREATE TABLE queues (
 		id   INTEGER PRIMARY KEY,
 		name TEXT    NOT NULL UNIQUE
@@ -45,7 +46,7 @@ var migrations = []migration{
 	CREATE TABLE messages (
 		id          INTEGER PRIMARY KEY AUTOINCREMENT,
 		queue       INTEGER NOT NULL REFERENCES queues (id),
-		state       INTEGER NOT NULL,           -- 0 (ready; before version 2), stateDelayed or stateDead
+		state       INTEGER NOT NULL,           -- stateReady, stateDelayed or stateDead
 		priority    INTEGER NOT NULL,
 		ready_at    INTEGER NOT NULL,           -- delayed: when it becomes ready; dead: when it died
 		lease_until INTEGER NOT NULL DEFAULT 0, -- ready: when the current lease ends (0: not leased)
@@ -56,7 +57,8 @@ var migrations = []migration{
 		created_at  INTEGER NOT NULL,
 		dead_reason TEXT
 	) STRICT;
-	-- Stats, Dead, Purge and Queues use its (queue, state) prefix.
+	-- Receive takes ready messages in this order; Stats, Dead, Redrive,
+	-- Purge and Queues use its (queue, state) prefix.
 	CREATE INDEX messages_by_priority ON messages (queue, state, priority DESC, id);
 	-- Delayed messages by the time they become ready.
 	CREATE INDEX messages_delayed ON messages (queue, ready_at) WHERE state = 1;`},
