@@ -76,12 +76,13 @@
 // Receive with one statement. Each priority that a queue has ever held
 // keeps its table, and a Receive that finds little looks at each of them
 // in turn, so priorities are meant as a few levels, not as one value per
-// message. Each Receive starts after the messages this
-// DB holds leased rather than reading past them again. Each Receive is a
-// transaction, so the size of the batches sets how many messages share a
-// commit: a queue.Consumer of quick handlers receives more at a time with
-// some Prefetch, and acknowledges more at a time with a larger AckBatch.
-// BenchmarkQueueSQLite, in the repository's benchmarks
+// message. Each Receive starts after the messages this DB holds leased
+// rather than reading past them again.
+//
+// Each Receive is a transaction, so the size of the batches sets how many
+// messages share a commit: a queue.Consumer of quick handlers receives
+// more at a time with some Prefetch, and acknowledges more at a time with
+// a larger AckBatch. BenchmarkQueueSQLite, in the repository's benchmarks
 // module, compares this queue, consumed through queue.Consumer, with River
 // on SQLite and with a minimal lease-and-delete loop, in one run.
 //
