@@ -25,6 +25,12 @@ const (
 	DefaultAckDelay     = 20 * time.Millisecond
 )
 
+// MinLease is the shortest Lease a Consumer accepts. A shorter lease would
+// expire before it could be extended (extensions come every third of the
+// lease, over a network round trip), and SQS counts visibility timeouts in
+// whole seconds.
+const MinLease = time.Second
+
 // ErrDrainTimeout is the cause that handlers see when the consumer's drain
 // deadline passes while they still run, and what a *DrainError wraps.
 var ErrDrainTimeout = errors.New("queue: drain timeout")
