@@ -3,6 +3,8 @@ package crew
 import (
 	"context"
 	"time"
+
+	"github.com/crewgo/crew/work"
 )
 
 // MarkReady marks the worker running with ctx as ready. Call it from a worker
@@ -33,36 +35,35 @@ func MarkReady(ctx context.Context) {
 // Its Deadline is known once the group has begun cancelling workers; its
 // Err is context.DeadlineExceeded once the deadline has passed or Run has
 // returned. Outside a group, DrainContext returns context.WithoutCancel(ctx),
-// which never ends.
+// which never ends. It is [work.DrainContext]: packages that must not import
+// the supervisor, such as queue, honour a group's drain through it.
 func DrainContext(ctx context.Context) context.Context {
-	base := context.WithoutCancel(ctx)
-	inst, _ := ctx.Value(instanceKey{}).(*instance)
-	if inst == nil {
-		return base
-	}
-	return drainContext{Context: base, s: inst.s}
+	return work.DrainContext(ctx)
 }
 
-// drainContext carries the values of a worker's context and ends with its
-// group's drain. It implements the AfterFunc method that the context package
-// looks for, so that contexts derived from it need no goroutine of their own.
-type drainContext struct {
-	context.Context // values only: WithoutCancel hides the worker's cancellation
-	s               *supervisor
+// withInstance returns the context a worker's start runs with: it carries
+// inst, for MarkReady, and the group's drain, for DrainContext.
+func withInstance(ctx context.Context, inst *instance) context.Context {
+	ctx = context.WithValue(ctx, instanceKey{}, inst)
+	return work.WithDrain(ctx, groupDrain{inst.s})
 }
 
-func (c drainContext) Deadline() (time.Time, bool) { return c.s.deadline() }
-func (c drainContext) Done() <-chan struct{}       { return c.s.drain.Done() }
+// groupDrain is a group's drain seen as a context: it ends at the drain
+// deadline, or when Run returns. Its AfterFunc method lets contexts derived
+// from a DrainContext watch it without a goroutine of their own.
+type groupDrain struct{ s *supervisor }
 
-func (c drainContext) Err() error {
-	if c.s.drain.Err() != nil {
+func (d groupDrain) Deadline() (time.Time, bool) { return d.s.deadline() }
+func (d groupDrain) Done() <-chan struct{}       { return d.s.drain.Done() }
+func (d groupDrain) Value(any) any               { return nil }
+
+func (d groupDrain) Err() error {
+	if d.s.drain.Err() != nil {
 		return context.DeadlineExceeded
 	}
 	return nil
 }
 
-func (c drainContext) AfterFunc(f func()) (stop func() bool) {
-	return context.AfterFunc(c.s.drain, f)
+func (d groupDrain) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(d.s.drain, f)
 }
-
-func (c drainContext) String() string { return "crew.DrainContext" }

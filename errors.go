@@ -4,14 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"strings"
+
+	"github.com/crewgo/crew/work"
 )
 
 // ErrPermanent marks a worker's error as final: a worker whose error wraps
 // ErrPermanent (for example fmt.Errorf("bad config: %w", crew.ErrPermanent))
-// is never restarted, whatever its [Restart] option says.
-var ErrPermanent = errors.New("crew: permanent error")
+// is never restarted, whatever its [Restart] option says. It is
+// [work.ErrPermanent], which every crew package honours.
+var ErrPermanent = work.ErrPermanent
 
 // ErrStopped is the cause that workers see (through [context.Cause]) when the
 // group was stopped by [Group.Stop] with a nil cause, or because a worker that
@@ -99,38 +101,14 @@ func (e *WorkerError) Error() string {
 func (e *WorkerError) Unwrap() error { return e.Err }
 
 // PanicError is a recovered panic: the value passed to panic and the stack of
-// the goroutine that panicked. Every crew package reports panics in tasks and
-// workers as a *PanicError, so one errors.As finds them all.
-type PanicError struct {
-	Value any    // the value passed to panic
-	Stack []byte // the panicking goroutine's stack, as debug.Stack formats it
-}
+// the goroutine that panicked. It is [work.PanicError]: every crew package
+// reports panics in tasks and workers as one, so one errors.As finds them all.
+type PanicError = work.PanicError
 
 // NewPanicError returns a PanicError for value with the current goroutine's
-// stack. Call it from the deferred function that recovered the panic, so that
-// the stack still shows where the panic happened:
-//
-//	defer func() {
-//		if v := recover(); v != nil {
-//			err = crew.NewPanicError(v)
-//		}
-//	}()
-func NewPanicError(value any) *PanicError {
-	return &PanicError{Value: value, Stack: debug.Stack()}
-}
-
-// Error returns the panic value followed by the stack, so that a logged or
-// printed error shows where the panic came from.
-func (e *PanicError) Error() string {
-	return fmt.Sprintf("panic: %v\n\n%s", e.Value, e.Stack)
-}
-
-// Unwrap returns the panic value if it is an error, so that errors.Is finds a
-// sentinel that was passed to panic.
-func (e *PanicError) Unwrap() error {
-	err, _ := e.Value.(error)
-	return err
-}
+// stack; see [work.NewPanicError]. Call it from the deferred function that
+// recovered the panic, so that the stack still shows where the panic happened.
+func NewPanicError(value any) *PanicError { return work.NewPanicError(value) }
 
 // SignalError is the cause that workers see, through [context.Cause], when
 // [Main] stops the group because the process received a signal.

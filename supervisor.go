@@ -238,7 +238,7 @@ func (s *supervisor) start(w *worker) {
 	w.running = true
 	s.running++
 	inst := &instance{s: s, w: w, gen: w.gen}
-	ctx := context.WithValue(w.ctx, instanceKey{}, inst)
+	ctx := withInstance(w.ctx, inst)
 	s.setState(w, StateRunning, nil)
 	s.emit(Event{Kind: Started, Worker: w.name, Restarts: w.restarts})
 	s.log.Debug("worker started", "worker", w.name, "restarts", w.restarts)
