@@ -44,7 +44,7 @@ type Outcome[T any] struct {
 	// value.
 	Value T
 	// Err is nil if and only if the item Succeeded. For a Failed item it is
-	// the last attempt's error as fn returned it (a *[crew.PanicError] if fn
+	// the last attempt's error as fn returned it (a *[work.PanicError] if fn
 	// panicked); for a Skipped item it wraps [ErrSkipped] and the reason the
 	// batch stopped, so that code which only looks at Err never mistakes a
 	// skipped item's zero Value for a result.
@@ -135,7 +135,7 @@ func (e *ItemError) Unwrap() error { return e.Err }
 // their context is cancelled only when ctx itself ends or for
 // StopOnError/MaxErrors.
 //
-// A panic in fn is recovered: the item Fails with a *[crew.PanicError] that
+// A panic in fn is recovered: the item Fails with a *[work.PanicError] that
 // holds the stack, and the batch goes on. No goroutine started by Map
 // outlives it.
 //

@@ -59,7 +59,7 @@
 // running go on, with their context cancelled only if the parent context
 // ended or for StopOnError and MaxErrors. Map and Each return only when every
 // call they started has returned: no goroutine outlives them. A panic in fn
-// fails its item with a *[crew.PanicError], which carries the stack, and the
+// fails its item with a *[work.PanicError], which carries the stack, and the
 // batch goes on.
 //
 // # Cost

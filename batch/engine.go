@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/crewgo/crew"
+	"github.com/crewgo/crew/work"
 	"github.com/crewgo/crew/backoff"
 )
 
@@ -179,25 +179,23 @@ func (b *batch[In, Out]) call(i int, in In) (v Out, err error) {
 		ctx, cancel = context.WithTimeout(ctx, b.cfg.itemTimeout)
 		defer cancel()
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			err = crew.NewPanicError(p)
-		}
-	}()
-	return b.fn(ctx, i, in)
+	if pe := work.Catch(func() { v, err = b.fn(ctx, i, in) }); pe != nil {
+		return v, pe
+	}
+	return v, err
 }
 
 // retryable reports whether err deserves another attempt: never once the
-// batch has stopped or its context has ended, never for crew.ErrPermanent,
+// batch has stopped or its context has ended, never for work.ErrPermanent,
 // then as the Retry option says.
 func (b *batch[In, Out]) retryable(err error) bool {
-	if !b.running() || errors.Is(err, crew.ErrPermanent) {
+	if !b.running() || errors.Is(err, work.ErrPermanent) {
 		return false
 	}
 	if b.cfg.retryable != nil {
 		return b.cfg.retryable(err)
 	}
-	var pe *crew.PanicError
+	var pe *work.PanicError
 	return !errors.As(err, &pe)
 }
 

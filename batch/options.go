@@ -132,11 +132,11 @@ func ItemTimeout(d time.Duration) Option {
 // Retry calls fn again when it fails, up to maxAttempts calls in all (the
 // first try counts, so Retry(1, ...) never retries), waiting p(n) after the
 // n-th failure. A nil p waits with jittered exponential backoff from 100ms to
-// 10s, as [crew.Restart] does.
+// 10s, as [github.com/crewgo/crew.Restart] does.
 //
 // retryable decides which errors are worth another try; nil means every
 // error except a panic (a bug, which a retry would only repeat). Whatever
-// retryable says, an error that wraps [crew.ErrPermanent] is never retried, and
+// retryable says, an error that wraps [work.ErrPermanent] is never retried, and
 // nothing is retried once the batch has stopped (the parent context ended,
 // [StopOnError] or [MaxErrors] fired): a retry is a new start.
 //

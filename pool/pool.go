@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/crewgo/crew"
+	"github.com/crewgo/crew/work"
 )
 
 // ErrClosed is returned by Go for a task submitted after Close.
@@ -443,14 +443,12 @@ func (p *Pool) takeLocked() (task, bool) {
 	return t, true
 }
 
-// run calls t, turning a panic into a *crew.PanicError.
+// run calls t, turning a panic into a *work.PanicError.
 func (p *Pool) run(t task) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = crew.NewPanicError(v)
-		}
-	}()
-	return t(p.ctx)
+	if pe := work.Catch(func() { err = t(p.ctx) }); pe != nil {
+		return pe
+	}
+	return err
 }
 
 // finishLocked records a finished task. p.mu is held.
@@ -511,7 +509,7 @@ func (p *Pool) cancelled() {
 // Wait waits until every task submitted so far has finished (or been
 // skipped) and returns the errors.Join of the errors they returned since the
 // previous Wait, in the order they finished; a panic is reported as a
-// *crew.PanicError whose message carries the stack. Tasks submitted while
+// *work.PanicError whose message carries the stack. Tasks submitted while
 // Wait waits are waited for too.
 //
 // The pool stays usable after Wait. After Close and Wait, every goroutine the

@@ -34,7 +34,7 @@
 // attempt from using up the whole wait, and [Terminal] stops retrying errors
 // that retrying cannot fix.
 //
-// A panic in a task is recovered into a *crew.PanicError, cancels the other
+// A panic in a task is recovered into a *work.PanicError, cancels the other
 // tasks at once, and is raised again in the caller's goroutine once they have
 // all returned, with the task's stack in its message; [PanicAsError] returns
 // it as an error instead.

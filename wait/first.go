@@ -25,7 +25,7 @@ import "context"
 // was terminal. A lone error is returned as it is, unjoined. On error, the
 // returned Win is the zero value with Index -1.
 //
-// A panic in a task is recovered into a *crew.PanicError that cancels every
+// A panic in a task is recovered into a *work.PanicError that cancels every
 // other task at once; once they have all returned, First panics with it in
 // the caller's goroutine (its message holds the task's stack), or, with
 // [PanicAsError], returns it as the task's error.

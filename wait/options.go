@@ -127,10 +127,10 @@ func Discard[T any](discard func(T)) Option {
 }
 
 // PanicAsError makes a panic in a task an error instead of a panic in the
-// caller. The task's error is then a *crew.PanicError holding the value and
+// caller. The task's error is then a *work.PanicError holding the value and
 // the stack, and, as by default, the panic cancels every other task at once.
 // Without PanicAsError, the call waits for every task to return and then
-// panics with that *crew.PanicError in the caller's goroutine.
+// panics with that *work.PanicError in the caller's goroutine.
 func PanicAsError() Option {
 	return func(c *config) { c.panicAsError = true }
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/crewgo/crew"
+	"github.com/crewgo/crew/work"
 )
 
 // race runs the tasks of one call of First or Hedge and decides its outcome.
@@ -32,7 +32,7 @@ type race[T any] struct {
 	value    T
 	stopped  bool  // a task won, or the race was stopped early
 	cause    error // why the race was stopped early; nil after a win
-	panicked *crew.PanicError
+	panicked *work.PanicError
 	failures []error // by task; nil where a task did not fail
 	dropped  []T     // successes that lost, for Discard
 }
@@ -42,7 +42,7 @@ type outcome[T any] struct {
 	index     int
 	value     T
 	err       error
-	panicked  *crew.PanicError
+	panicked  *work.PanicError
 	cancelled bool // the race had cancelled the task before it returned
 	terminal  bool // the Terminal option said so of err
 }
@@ -100,11 +100,7 @@ func (r *race[T]) do(i int, node, ctx context.Context, endAttempt context.Cancel
 	returned := false
 	defer func() {
 		if !returned {
-			if v := recover(); v != nil {
-				o.panicked = crew.NewPanicError(v)
-			} else {
-				o.err = errGoexit
-			}
+			o.err = errGoexit
 		}
 		o.cancelled = node.Err() != nil
 		if endAttempt != nil && o.err != nil {
@@ -112,14 +108,16 @@ func (r *race[T]) do(i int, node, ctx context.Context, endAttempt context.Cancel
 		}
 		r.results <- o
 	}()
-	o.value, o.err = r.run(ctx, i)
-	if o.err != nil {
-		o.err = timeoutCause(ctx, o.err, endAttempt != nil)
-		if r.cfg.terminal != nil {
-			o.terminal = r.cfg.terminal(o.err)
+	o.panicked = work.Catch(func() {
+		o.value, o.err = r.run(ctx, i)
+		if o.err != nil {
+			o.err = timeoutCause(ctx, o.err, endAttempt != nil)
+			if r.cfg.terminal != nil {
+				o.terminal = r.cfg.terminal(o.err)
+			}
 		}
-	}
-	returned = true
+	})
+	returned = true // Catch returns after a panic too, but not after runtime.Goexit
 }
 
 // timeoutCause replaces the bare context.DeadlineExceeded of an attempt whose

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/crewgo/crew"
+	"github.com/crewgo/crew/work"
 )
 
 // Until calls probe, on the caller's goroutine, until state says the wait is
@@ -40,7 +40,7 @@ import (
 // probes returned with a nil error and that Until does not return go to
 // [Discard].
 //
-// A panic in probe is recovered into a *crew.PanicError and re-raised in the
+// A panic in probe is recovered into a *work.PanicError and re-raised in the
 // caller's goroutine, or, with [PanicAsError], ends the wait with it as the
 // error. It is not retried. A panic in state is not recovered.
 //
@@ -158,22 +158,17 @@ func succeeded[T any](_ T, err error) State {
 // try calls probe once, with AttemptTimeout if set, and recovers a panic.
 // endAttempt releases the attempt's deadline; Until leaves it to expire when
 // the probe ended the wait.
-func try[T any](ctx context.Context, probe Task[T], timeout time.Duration) (v T, panicked *crew.PanicError, endAttempt context.CancelFunc, err error) {
+func try[T any](ctx context.Context, probe Task[T], timeout time.Duration) (v T, panicked *work.PanicError, endAttempt context.CancelFunc, err error) {
 	endAttempt = func() {}
 	actx := ctx
 	if timeout > 0 {
 		actx, endAttempt = context.WithTimeoutCause(ctx, timeout, ErrAttemptTimeout)
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			panicked = crew.NewPanicError(p)
-		}
-	}()
-	v, err = probe(actx)
+	panicked = work.Catch(func() { v, err = probe(actx) })
 	if err != nil {
 		err = timeoutCause(actx, err, timeout > 0)
 	}
-	return v, nil, endAttempt, err
+	return v, panicked, endAttempt, err
 }
 
 // sleep waits for d, or until ctx ends; it reports whether it waited d.

@@ -94,7 +94,7 @@ func (e *deadlineError) Timeout() bool { return true }
 // TaskErrors in task order.
 type TaskError struct {
 	Index int   // the task's index in First's slice
-	Err   error // what the task returned, or a *crew.PanicError
+	Err   error // what the task returned, or a *work.PanicError
 }
 
 // Error returns "task <index>: <error>".
@@ -107,7 +107,7 @@ func (e *TaskError) Unwrap() error { return e.Err }
 // attempt's number, counted from 0 (the number Hedge passes to its function).
 type AttemptError struct {
 	Attempt int   // 0 for the first attempt
-	Err     error // what the attempt returned, or a *crew.PanicError
+	Err     error // what the attempt returned, or a *work.PanicError
 }
 
 // Error returns "attempt <n>: <error>".
