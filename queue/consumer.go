@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/crewgo/crew"
+	"github.com/crewgo/crew/work"
 	"github.com/crewgo/crew/backoff"
 	"github.com/crewgo/crew/pool"
 )
@@ -280,7 +280,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// deadline, or at once when the group's stop is cut short.
 	end, endDrain := context.WithCancelCause(drainCtx)
 	defer endDrain(nil)
-	defer context.AfterFunc(crew.DrainContext(ctx), func() { endDrain(ErrDrainTimeout) })()
+	defer context.AfterFunc(work.DrainContext(ctx), func() { endDrain(ErrDrainTimeout) })()
 	drainCtx = end
 	// At the deadline, Shutdown cancels the handlers' contexts with
 	// ErrDrainTimeout; Wait then waits for them to return. Handlers report
@@ -360,7 +360,7 @@ func (r *run) receive(ctx context.Context) error {
 				break
 			}
 			r.release(msgs, err)
-			if errors.Is(err, crew.ErrPermanent) {
+			if errors.Is(err, work.ErrPermanent) {
 				return fmt.Errorf("queue: receive: %w", err)
 			}
 			failures++

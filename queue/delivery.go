@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/crewgo/crew"
+	"github.com/crewgo/crew/work"
 )
 
 // delivery is one received message on its way through a consumer.
@@ -75,7 +75,7 @@ func (d *delivery) handle(ctx context.Context) error {
 		r.mu.Unlock()
 		r.c.released.Add(1)
 		r.report(Result{Message: m, Outcome: Released, Err: err, Elapsed: elapsed})
-	case errors.Is(err, crew.ErrPermanent) || (r.maxAttempts > 0 && m.Attempt >= r.maxAttempts):
+	case errors.Is(err, work.ErrPermanent) || (r.maxAttempts > 0 && m.Attempt >= r.maxAttempts):
 		d.deadLetter(err, elapsed)
 	default:
 		delay := max(r.retry(m.Attempt), 0)
@@ -104,11 +104,11 @@ func (d *delivery) lostLease(elapsed time.Duration) {
 	r.report(Result{Message: m, Outcome: LeaseLost, Err: d.beat.err(), Elapsed: elapsed})
 }
 
-// call runs h, turning a panic into a *crew.PanicError.
+// call runs h, turning a panic into a *work.PanicError.
 func call(h Handler, ctx context.Context, m *Message) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = crew.NewPanicError(v)
+			err = work.NewPanicError(v)
 		}
 	}()
 	return h(ctx, m)
