@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/crewgo/crew/work"
 	"github.com/crewgo/crew/backoff"
 	"github.com/crewgo/crew/pool"
+	"github.com/crewgo/crew/work"
 )
 
 // Defaults for the Consumer fields left zero.
