@@ -8,16 +8,16 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	prom "github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/crewgo/crew"
-	crewprom "github.com/crewgo/crew/metrics/prometheus"
 	"github.com/crewgo/crew/backoff"
+	crewprom "github.com/crewgo/crew/metrics/prometheus"
 	"github.com/crewgo/crew/pool"
 	"github.com/crewgo/crew/queue"
 	"github.com/crewgo/crew/queue/memqueue"
@@ -80,13 +80,14 @@ func expect(t *testing.T, got map[string]float64, want map[string]float64) {
 func TestConsumerCollectorCountsEveryOutcomeAndInFlightReturnsToZero(t *testing.T) {
 	q := memqueue.New()
 	ctx := context.Background()
+	// The two blocking messages come first and fill both handler slots.
+	_, _ = q.Publish(ctx, []byte("block a"))
+	_, _ = q.Publish(ctx, []byte("block b"))
 	for i := range 5 {
 		_, _ = q.Publish(ctx, fmt.Appendf(nil, "ok %d", i))
 	}
 	_, _ = q.Publish(ctx, []byte("fail a"))
 	_, _ = q.Publish(ctx, []byte("fail b"))
-	_, _ = q.Publish(ctx, []byte("block a"))
-	_, _ = q.Publish(ctx, []byte("block b"))
 
 	release := make(chan struct{})
 	var blocked sync.WaitGroup
@@ -96,7 +97,7 @@ func TestConsumerCollectorCountsEveryOutcomeAndInFlightReturnsToZero(t *testing.
 	runCtx, stop := context.WithCancel(ctx)
 	c := &queue.Consumer{
 		Source:      q,
-		Concurrency: 4,
+		Concurrency: 2,
 		MaxAttempts: 2,
 		Retry:       backoff.Constant(0),
 		Logger:      slog.New(slog.DiscardHandler),
