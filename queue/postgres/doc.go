@@ -1,0 +1,2 @@
+// Package postgres is crew's queue on PostgreSQL.
+package postgres
