@@ -55,7 +55,7 @@ when it was given up, why (the last failure), and the start of its body.
 	queueURL := a.queueFlag(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of {id, attempts, at, reason, body}")
 	cmd.RunE = a.runE(func(cmd *cobra.Command, _ []string) error {
-		q, err := openQueue(queueURL())
+		q, err := openQueue(cmd.Context(), queueURL(), false)
 		if err != nil {
 			return err
 		}
@@ -117,7 +117,7 @@ the queue is not an error, it just does not count.`,
 		case !all && len(ids) == 0:
 			return usagef("missing message IDs: name the dead letters to redrive, or use --all")
 		}
-		q, err := openQueue(queueURL())
+		q, err := openQueue(cmd.Context(), queueURL(), false)
 		if err != nil {
 			return err
 		}
@@ -141,7 +141,7 @@ func (a *app) deadPurgeCmd() *cobra.Command {
 	}
 	queueURL := a.queueFlag(cmd)
 	cmd.RunE = a.runE(func(cmd *cobra.Command, _ []string) error {
-		q, err := openQueue(queueURL())
+		q, err := openQueue(cmd.Context(), queueURL(), false)
 		if err != nil {
 			return err
 		}

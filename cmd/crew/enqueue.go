@@ -36,7 +36,7 @@ of its own.`,
 		if delay < 0 {
 			return usagef("--delay must not be negative, not %v", delay)
 		}
-		q, err := openQueue(queueURL())
+		q, err := openQueue(cmd.Context(), queueURL(), true)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,16 +12,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crewgo/crew/cmd/crew/internal/backend"
-	"github.com/crewgo/crew/cmd/crew/internal/backend/sqlitequeue"
+	_ "github.com/crewgo/crew/cmd/crew/internal/backend/sqlitequeue" // sqlite://
 )
 
 func main() {
 	os.Exit(Main(os.Args[1:]))
-}
-
-// Every queue URL scheme that crew understands is registered here.
-func init() {
-	backend.Register("sqlite", sqlitequeue.Open)
 }
 
 // Exit codes of the crew command.
@@ -166,8 +162,9 @@ func (a *app) queueFlag(cmd *cobra.Command) func() string {
 }
 
 // openQueue opens the queue at rawURL, with an error that names the URL.
-func openQueue(rawURL string) (backend.Backend, error) {
-	b, err := backend.Open(rawURL)
+// Unless create, a store that does not exist is an error, not a new store.
+func openQueue(ctx context.Context, rawURL string, create bool) (backend.Backend, error) {
+	b, err := backend.Open(ctx, rawURL, create)
 	if err != nil {
 		var badURL *backend.URLError
 		if errors.As(err, &badURL) {

@@ -37,7 +37,7 @@ func (a *app) statsCmd() *cobra.Command {
 	queueURL := a.queueFlag(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"queues":[{"name":...,"ready":...,"leased":...,"delayed":...,"dead":...}]}`)
 	cmd.RunE = a.runE(func(cmd *cobra.Command, _ []string) error {
-		q, err := openQueue(queueURL())
+		q, err := openQueue(cmd.Context(), queueURL(), false)
 		if err != nil {
 			return err
 		}

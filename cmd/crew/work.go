@@ -120,7 +120,7 @@ dead-lettered, released, lease-lost) and a status line every --status-every.`,
 				killAfter: c.killAfter, stdout: a.stdout, stderr: a.stderr,
 			}).handle
 		}
-		q, err := openQueue(queueURL())
+		q, err := openQueue(cmd.Context(), queueURL(), !c.exitWhenEmpty)
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,6 +39,7 @@ type options struct {
 	synchronous  string
 	busyTimeout  time.Duration
 	pollInterval time.Duration
+	mustExist    bool
 	errs         []error
 }
 
@@ -92,6 +95,15 @@ func PollInterval(d time.Duration) Option {
 	}
 }
 
+// MustExist makes Open fail, without creating anything, when the file does
+// not exist: for tools that only read or tidy a queue, where a mistyped path
+// should be an error rather than a new, empty queue. The error wraps
+// fs.ErrNotExist and names the missing file, or the missing directory when
+// the file's directory does not exist either.
+func MustExist() Option {
+	return func(o *options) { o.mustExist = true }
+}
+
 // DB is an open queue file. It holds any number of named queues; get one
 // with [DB.Queue]. A DB is safe for concurrent use, and several DBs, in one
 // process or several, may share a file.
@@ -108,12 +120,14 @@ type DB struct {
 	queues map[string]*Queue
 }
 
-// Open opens the queue file at path, creating it if it does not exist, puts
-// it in WAL mode and brings its schema up to date. Close the DB when done.
+// Open opens the queue file at path, creating it if it does not exist
+// (unless [MustExist]), puts it in WAL mode and brings its schema up to
+// date. Close the DB when done.
 //
-// Open fails if an option is invalid, if the file cannot be opened or is not
-// a SQLite database, or if it was written by a newer version of this package
-// (its schema version is higher than this package knows).
+// Open fails if an option is invalid, if the file's directory does not
+// exist, if the file cannot be opened or is not a SQLite database, or if it
+// was written by a newer version of this package (its schema version is
+// higher than this package knows).
 func Open(path string, opts ...Option) (*DB, error) {
 	o := options{synchronous: "FULL", busyTimeout: DefaultBusyTimeout, pollInterval: DefaultPollInterval}
 	for _, opt := range opts {
@@ -127,6 +141,9 @@ func Open(path string, opts ...Option) (*DB, error) {
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
+		return nil, fmt.Errorf("sqlite: Open(%q): %w", path, err)
+	}
+	if err := checkExists(abs, o.mustExist); err != nil {
 		return nil, fmt.Errorf("sqlite: Open(%q): %w", path, err)
 	}
 	// Putting a new file in WAL mode needs the file to itself, and SQLite
@@ -147,6 +164,23 @@ func Open(path string, opts ...Option) (*DB, error) {
 		}
 		time.Sleep(wait)
 	}
+}
+
+// checkExists returns an error wrapping fs.ErrNotExist that names what is
+// missing: the file's directory (which SQLite would report only as "unable
+// to open database file"), or, when mustExist, the file itself.
+func checkExists(abs string, mustExist bool) error {
+	dir := filepath.Dir(abs)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("directory %s does not exist: %w", dir, fs.ErrNotExist)
+	}
+	if !mustExist {
+		return nil
+	}
+	if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("queue file %s does not exist: %w", abs, fs.ErrNotExist)
+	}
+	return nil
 }
 
 // busy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED.
@@ -172,6 +206,9 @@ func (db *DB) dsn(readOnly bool) string {
 		q.Set("_query_only", "1")
 	} else {
 		q.Set("_journal_mode", "WAL")
+	}
+	if db.opts.mustExist {
+		q.Set("mode", "rw") // never create the file, even if it vanished since Open looked
 	}
 	u := url.URL{Path: db.path}
 	return "file:" + u.EscapedPath() + "?" + q.Encode()

@@ -11,11 +11,18 @@
 // Query parameters: queue (default "default"), synchronous (FULL, the
 // default, or NORMAL), busy_timeout (such as 5s) and poll_interval (how
 // often a waiting worker looks for messages that other processes published,
-// such as 100ms).
+// such as 100ms). Any other parameter is an error.
+//
+// Commands that only read or tidy a queue open the file without creating
+// it: a path that does not exist is an error naming it. Commands that
+// publish, and a long-running worker, create the file on first use.
+//
+// Importing the package registers the sqlite scheme with package backend.
 package sqlitequeue
 
 import (
 	"context"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -28,57 +35,68 @@ import (
 // DefaultQueue is the queue a URL without ?queue= selects.
 const DefaultQueue = "default"
 
-// Open opens the queue that u names. See the package documentation for the
-// URL's form. Wrong parameters are *backend.URLError errors; a file that
-// cannot be opened, or is not a queue database, is another error.
-func Open(u *url.URL) (backend.Backend, error) {
+func init() {
+	backend.Register("sqlite", []string{"queue", "synchronous", "busy_timeout", "poll_interval"}, Open)
+}
+
+// Open opens the queue that r names. See the package documentation for the
+// URL's form. Wrong parameter values are *backend.URLError errors; a file
+// that cannot be opened, or is not a queue database, is another error. When
+// r.Create is false, a file that does not exist is an error that names it,
+// and nothing is created.
+func Open(_ context.Context, r backend.Request) (backend.Backend, error) {
+	u := r.URL
 	path := u.Opaque
 	if path == "" {
 		path = u.Host + u.Path
 	}
 	if path == "" {
-		return nil, backend.BadURL("queue URL %q names no file: want sqlite://FILE, such as sqlite://crew.db", u.String())
+		return nil, backend.BadURL("queue URL %q names no file: want sqlite://FILE, such as sqlite://crew.db", u.Redacted())
 	}
-	name := DefaultQueue
-	var opts []sqlite.Option
-	params := u.Query()
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
+	name, opts, err := options(u, r.Params)
+	if err != nil {
+		return nil, err
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v := params.Get(k)
-		switch k {
-		case "queue":
-			if v == "" {
-				return nil, backend.BadURL("queue URL %q: the queue name must not be empty", u.String())
-			}
-			name = v
-		case "synchronous":
-			if m := strings.ToUpper(v); m != "FULL" && m != "NORMAL" {
-				return nil, backend.BadURL("queue URL %q: synchronous must be FULL or NORMAL, not %q", u.String(), v)
-			}
-			opts = append(opts, sqlite.Synchronous(v))
-		case "busy_timeout", "poll_interval":
-			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Millisecond {
-				return nil, backend.BadURL("queue URL %q: %s must be a duration of at least 1ms, such as 5s, not %q", u.String(), k, v)
-			}
-			if k == "busy_timeout" {
-				opts = append(opts, sqlite.BusyTimeout(d))
-			} else {
-				opts = append(opts, sqlite.PollInterval(d))
-			}
-		default:
-			return nil, backend.BadURL("queue URL %q: unknown parameter %q (known: queue, synchronous, busy_timeout, poll_interval)", u.String(), k)
-		}
+	if !r.Create {
+		opts = append(opts, sqlite.MustExist())
 	}
 	db, err := sqlite.Open(path, opts...)
 	if err != nil {
 		return nil, err
 	}
 	return &queueBackend{Queue: db.Queue(name), db: db}, nil
+}
+
+// options reads the query parameters into a queue name and Open's options.
+func options(u *url.URL, params map[string]string) (string, []sqlite.Option, error) {
+	name := DefaultQueue
+	var opts []sqlite.Option
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		v := params[k]
+		switch k {
+		case "queue":
+			if v == "" {
+				return "", nil, backend.BadURL("queue URL %q: the queue name must not be empty", u.Redacted())
+			}
+			name = v
+		case "synchronous":
+			if m := strings.ToUpper(v); m != "FULL" && m != "NORMAL" {
+				return "", nil, backend.BadURL("queue URL %q: synchronous must be FULL or NORMAL, not %q", u.Redacted(), v)
+			}
+			opts = append(opts, sqlite.Synchronous(v))
+		case "busy_timeout", "poll_interval":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Millisecond {
+				return "", nil, backend.BadURL("queue URL %q: %s must be a duration of at least 1ms, such as 5s, not %q", u.Redacted(), k, v)
+			}
+			if k == "busy_timeout" {
+				opts = append(opts, sqlite.BusyTimeout(d))
+			} else {
+				opts = append(opts, sqlite.PollInterval(d))
+			}
+		}
+	}
+	return name, opts, nil
 }
 
 // queueBackend is one queue of an open database.

@@ -3,7 +3,7 @@ package sqlitequeue
 import (
 	"context"
 	"errors"
-	"net/url"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,11 +19,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func open(t *testing.T, raw string) backend.Backend {
 	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Open(u)
+	b, err := backend.Open(t.Context(), raw, true)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", raw, err)
 	}
@@ -62,18 +58,50 @@ func TestBadParametersAreURLErrors(t *testing.T) {
 		"sqlite://x.db?synchronous=OFF":      `synchronous must be FULL or NORMAL, not "OFF"`,
 		"sqlite://x.db?busy_timeout=soon":    `busy_timeout must be a duration of at least 1ms, such as 5s, not "soon"`,
 		"sqlite://x.db?poll_interval=0s":     `poll_interval must be a duration of at least 1ms`,
-		"sqlite://x.db?queue=a&colour=green": `unknown parameter "colour"`,
+		"sqlite://x.db?queue=a&colour=green": `unknown parameter "colour" (known: busy_timeout, poll_interval, queue, synchronous)`,
+		"sqlite:///dir/a#b.db":               `has a fragment "#b.db"`,
+		"sqlite://x.db?queue=emails;v2":      `a ';' in the query part "queue=emails;v2"`,
+		"sqlite://x.db?queue=%zz":            `bad %-escape in the query part "queue=%zz"`,
 	} {
-		u, _ := url.Parse(raw)
-		_, err := Open(u)
+		_, err := backend.Open(t.Context(), raw, true)
 		var ue *backend.URLError
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), want) {
 			t.Errorf("Open(%s) = %v, want a *URLError containing %q", raw, err, want)
 		}
 	}
-	if _, err := os.Stat("x.db"); !os.IsNotExist(err) {
-		t.Errorf("a rejected URL created its file: %v", err)
+	for _, name := range []string{"x.db", "a", "/dir"} {
+		if _, err := os.Stat(name); !os.IsNotExist(err) {
+			t.Errorf("a rejected URL created %s: %v", name, err)
+		}
 	}
+}
+
+func TestReadOnlyOpenCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for raw, want := range map[string]string{
+		"sqlite://typo.db":         "queue file " + filepath.Join(dir, "typo.db") + " does not exist",
+		"sqlite://nodir/typo.db":   "directory " + filepath.Join(dir, "nodir") + " does not exist",
+		"sqlite://typo.db?queue=x": "typo.db does not exist",
+	} {
+		_, err := backend.Open(t.Context(), raw, false)
+		if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%s, create=false) = %v, want fs.ErrNotExist naming %q", raw, err, want)
+		}
+	}
+	if _, err := backend.Open(t.Context(), "sqlite://nodir/new.db", true); !errors.Is(err, fs.ErrNotExist) ||
+		!strings.Contains(err.Error(), "directory "+filepath.Join(dir, "nodir")+" does not exist") {
+		t.Errorf("Open(create=true) in a missing directory = %v, want an error naming it", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("opening without create made files: %v", entries)
+	}
+	open(t, "sqlite://made.db") // create=true makes the file; now a read-only open works
+	b, err := backend.Open(t.Context(), "sqlite://made.db", false)
+	if err != nil {
+		t.Fatalf("Open(create=false) of an existing file: %v", err)
+	}
+	b.Close()
 }
 
 // TestBackendAnswersForItsQueue checks the operator methods against the
