@@ -1,0 +1,294 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/crewgo/crew"
+	"github.com/crewgo/crew/queue"
+	"github.com/crewgo/crew/queue/postgres"
+)
+
+// receiveNow leases what is ready within a short wait.
+func receiveNow(t *testing.T, q *postgres.Queue, n int) []*queue.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	msgs, err := q.Receive(ctx, n, time.Minute)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive: %v", err)
+	}
+	return msgs
+}
+
+func TestPublishTxExistsIffCommitted(t *testing.T) {
+	db := openDB(t)
+	q := db.Queue("orders")
+	pool, err := pgxpool.New(t.Context(), srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ctx := t.Context()
+
+	rolledBack, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.PublishTx(ctx, rolledBack, []byte("never")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rolledBack.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := q.PublishBatchTx(ctx, tx, [][]byte{[]byte("a"), []byte("b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := receiveNow(t, q, 10); len(got) != 0 {
+		t.Fatalf("received %d messages of an uncommitted transaction", len(got))
+	}
+	// A Receive waiting when the transaction commits wakes for it.
+	got := make(chan []*queue.Message, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		msgs, _ := q.Receive(wctx, 10, time.Minute)
+		got <- msgs
+	}()
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs := <-got
+	for len(msgs) < 2 {
+		msgs = append(msgs, receiveNow(t, q, 10)...)
+	}
+	var bodies []string
+	for _, m := range msgs {
+		bodies = append(bodies, string(m.Body))
+	}
+	if want := []string{"a", "b"}; !slices.Equal(bodies, want) || msgs[0].ID != ids[0] || msgs[1].ID != ids[1] {
+		t.Errorf("received %v (%s, %s), want %v (%v)", bodies, msgs[0].ID, msgs[1].ID, want, ids)
+	}
+	if err := q.Ack(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := q.Stats(ctx); err != nil || s != (postgres.Stats{}) {
+		t.Errorf("Stats %+v, %v: the rolled-back message exists", s, err)
+	}
+}
+
+func TestPublishWakesReceiverOfAnotherDB(t *testing.T) {
+	schema := newSchema(t)
+	// A long poll interval: only the notification can wake the receiver.
+	receiver := openSchema(t, schema, postgres.PollInterval(time.Hour)).Queue("q")
+	publisher := openSchema(t, schema).Queue("q")
+	got := make(chan []*queue.Message, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		// A publish before the receiver's listener connects is not
+		// missed either: the listener wakes every waiter once it listens.
+		msgs, _ := receiver.Receive(ctx, 1, time.Minute)
+		got <- msgs
+	}()
+	time.Sleep(200 * time.Millisecond) // let the listener connect; not needed for correctness
+	id, err := publisher.Publish(t.Context(), []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	select {
+	case msgs := <-got:
+		if len(msgs) != 1 || msgs[0].ID != id {
+			t.Fatalf("received %v, want message %s", msgs, id)
+		}
+		if waited := time.Since(start); waited > 5*time.Second {
+			t.Errorf("woken %v after the publish", waited)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the receiver of another DB was not woken by a publish")
+	}
+}
+
+func TestDeadRedrivePurge(t *testing.T) {
+	q := openDB(t).Queue("jobs")
+	ctx := t.Context()
+	a, _ := q.Publish(ctx, []byte("a"), queue.Attribute("k", "v"), queue.Priority(3))
+	b, _ := q.Publish(ctx, []byte("b"))
+	msgs := receiveNow(t, q, 2)
+	if len(msgs) != 2 {
+		t.Fatalf("received %d messages, want 2", len(msgs))
+	}
+	for _, m := range msgs {
+		if err := q.DeadLetter(ctx, m, errors.New("bad "+string(m.Body))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead, err := q.Dead(ctx)
+	if err != nil || len(dead) != 2 {
+		t.Fatalf("Dead: %d, %v; want 2", len(dead), err)
+	}
+	if d := dead[0]; d.Message.ID != a || d.Reason != "bad a" || d.Message.Attributes["k"] != "v" || d.Message.Attempt != 1 || time.Since(d.At) > time.Minute {
+		t.Errorf("first dead letter: %+v %+v", d, d.Message)
+	}
+	if s, err := q.Stats(ctx); err != nil || s != (postgres.Stats{Dead: 2}) {
+		t.Errorf("Stats %+v, %v; want 2 dead", s, err)
+	}
+	if _, err := q.Redrive(ctx, "x"); err == nil {
+		t.Error("Redrive of a non-ID succeeded")
+	}
+	if n, err := q.Redrive(ctx, a, "999999"); err != nil || n != 1 {
+		t.Fatalf("Redrive(a) = %d, %v; want 1", n, err)
+	}
+	msgs = receiveNow(t, q, 2)
+	if len(msgs) != 1 || msgs[0].ID != a || msgs[0].Attempt != 1 {
+		t.Fatalf("after Redrive(a): %v", msgs)
+	}
+	if err := q.Ack(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.Purge(ctx); err != nil || n != 1 {
+		t.Fatalf("Purge = %d, %v; want 1 (%s)", n, err, b)
+	}
+	if s, err := q.Stats(ctx); err != nil || s != (postgres.Stats{}) {
+		t.Errorf("Stats %+v, %v; want empty", s, err)
+	}
+}
+
+func TestStatsAndQueues(t *testing.T) {
+	db := openDB(t)
+	ctx := t.Context()
+	q := db.Queue("b")
+	for range 3 {
+		if _, err := q.Publish(ctx, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := q.Publish(ctx, []byte("later"), queue.Delay(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Queue("a").Publish(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := receiveNow(t, q, 1); len(got) != 1 {
+		t.Fatalf("received %d messages, want 1", len(got))
+	}
+	if s, err := q.Stats(ctx); err != nil || s != (postgres.Stats{Ready: 2, Leased: 1, Delayed: 1}) {
+		t.Errorf("Stats %+v, %v", s, err)
+	}
+	if names, err := db.Queues(ctx); err != nil || !slices.Equal(names, []string{"a", "b"}) {
+		t.Errorf("Queues = %v, %v; want [a b]", names, err)
+	}
+	m := receiveNow(t, db.Queue("a"), 1)
+	if len(m) != 1 || len(m[0].Body) != 0 {
+		t.Errorf("a nil body came back as %v", m)
+	}
+}
+
+func TestMigrationsRaceSafely(t *testing.T) {
+	schema := newSchema(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			db, err := postgres.Open(t.Context(), srv.URL(), postgres.Schema(schema))
+			if err == nil {
+				db.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Open while others open the same new schema: %v", err)
+		}
+	}
+}
+
+func TestMustExistCreatesNothing(t *testing.T) {
+	schema := newSchema(t)
+	_, err := postgres.Open(t.Context(), srv.URL(), postgres.Schema(schema), postgres.MustExist())
+	if !errors.Is(err, postgres.ErrNoSchema) || !errors.Is(err, crew.ErrPermanent) || !strings.Contains(err.Error(), schema) {
+		t.Fatalf("Open(MustExist) of a new schema = %v, want ErrNoSchema naming it", err)
+	}
+	conn, err := pgx.Connect(t.Context(), srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil || exists {
+		t.Errorf("the schema exists after Open(MustExist): %v, %v", exists, err)
+	}
+	openSchema(t, schema) // creates it
+	openSchema(t, schema, postgres.MustExist())
+}
+
+func TestMissingDatabaseIsPermanent(t *testing.T) {
+	u := strings.Replace(srv.URL(), "/postgres?", "/no_such_database?", 1)
+	_, err := postgres.Open(t.Context(), u)
+	if err == nil || !errors.Is(err, crew.ErrPermanent) {
+		t.Fatalf("Open of a missing database = %v, want an error wrapping crew.ErrPermanent", err)
+	}
+}
+
+func TestClosedDB(t *testing.T) {
+	db := openDB(t)
+	q := db.Queue("q")
+	done := make(chan error, 1)
+	go func() {
+		_, err := q.Receive(context.Background(), 1, time.Minute)
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let Receive start waiting; not needed for correctness
+	db.Close()
+	if err := <-done; !errors.Is(err, postgres.ErrClosed) || !errors.Is(err, crew.ErrPermanent) {
+		t.Errorf("waiting Receive at Close = %v, want ErrClosed", err)
+	}
+	if _, err := q.Publish(t.Context(), []byte("x")); !errors.Is(err, postgres.ErrClosed) {
+		t.Errorf("Publish after Close = %v, want ErrClosed", err)
+	}
+	db.Close() // a second Close does nothing
+}
+
+func TestEmptyQueueNameIsPermanent(t *testing.T) {
+	q := openDB(t).Queue("")
+	if _, err := q.Publish(t.Context(), []byte("x")); !errors.Is(err, crew.ErrPermanent) {
+		t.Errorf("Publish to an unnamed queue = %v, want crew.ErrPermanent", err)
+	}
+}
+
+func TestNewUsesTheCallersPool(t *testing.T) {
+	pool, err := pgxpool.New(t.Context(), srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	db, err := postgres.New(pool, postgres.Schema(newSchema(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Queue("q").Publish(t.Context(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := pool.Ping(t.Context()); err != nil {
+		t.Errorf("the caller's pool after DB.Close: %v", err)
+	}
+}
