@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/crewgo/crew/work"
 	"github.com/crewgo/crew/backoff"
+	"github.com/crewgo/crew/work"
 )
 
 // errDone cancels a batch's context once the batch has returned, for the
