@@ -2,6 +2,7 @@ package crew
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -39,7 +40,8 @@ func SkipMissed() EveryOption {
 
 // ContinueOnError makes a run's error a log line instead of the worker's
 // end: the error is logged to logger at level Error (nil: slog.Default()) and
-// the worker waits for the next tick. A panic still ends the worker.
+// the worker waits for the next tick. An error that wraps [ErrPermanent] and
+// a panic still end the worker.
 func ContinueOnError(logger *slog.Logger) EveryOption {
 	return func(e *every) {
 		e.continueOnError = true
@@ -69,9 +71,9 @@ func ContinueOnError(logger *slog.Logger) EveryOption {
 //
 // An error from fn ends the worker: Run returns it, which inside a Group
 // stops the group (or restarts the worker, with the [Restart] option), as
-// any worker's error does; errors.Is(err, [ErrPermanent]) keeps the Restart
-// option from restarting it. With [ContinueOnError] the error is logged
-// instead and the worker waits for the next tick. A panic in fn is not
+// any worker's error does; an error that wraps [ErrPermanent] is not
+// restarted. With [ContinueOnError] the error is logged instead and the
+// worker waits for the next tick. A panic in fn is not
 // recovered by Every: inside a Group it becomes the worker's *[PanicError].
 //
 // Every panics if interval is not positive, as time.NewTicker does.
@@ -119,7 +121,7 @@ func (e *every) Run(ctx context.Context) error {
 			}
 		}
 		if err := e.fn(work.DrainContext(ctx)); err != nil {
-			if !e.continueOnError {
+			if !e.continueOnError || errors.Is(err, work.ErrPermanent) {
 				return err
 			}
 			e.log.ErrorContext(ctx, "crew: periodic run failed", "err", err)

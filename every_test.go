@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -237,6 +238,19 @@ func TestEveryContinueOnErrorLogsAndKeepsTicking(t *testing.T) {
 		}
 		if n := strings.Count(logs.String(), "upstream unavailable"); n != 3 {
 			t.Errorf("%d errors logged, want 3:\n%s", n, logs.String())
+		}
+	})
+}
+
+func TestEveryContinueOnErrorStillEndsOnAPermanentError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs int
+		err := crew.Every(time.Minute, func(context.Context) error {
+			runs++
+			return fmt.Errorf("credentials revoked: %w", crew.ErrPermanent)
+		}, crew.ContinueOnError(quiet)).Run(context.Background())
+		if !errors.Is(err, crew.ErrPermanent) || runs != 1 {
+			t.Fatalf("Run = %v after %d runs, want the permanent error after 1", err, runs)
 		}
 	})
 }
