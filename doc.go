@@ -1,5 +1,5 @@
 // Package crew supervises the long-running workers of a Go service (HTTP
-// servers, queue consumers, tickers) so that they start together, stop
+// servers, queue consumers, periodic jobs) so that they start together, stop
 // together, and stop gracefully.
 //
 // A [Group] holds named workers. [Group.Run] starts them and returns when all
@@ -13,18 +13,7 @@
 //
 //	var g crew.Group
 //	g.Add("http", crew.HTTPServer(&http.Server{Addr: ":8080", Handler: mux}))
-//	g.Add("ticker", crew.Func(func(ctx context.Context) error {
-//		t := time.NewTicker(time.Minute)
-//		defer t.Stop()
-//		for {
-//			select {
-//			case <-ctx.Done():
-//				return nil
-//			case <-t.C:
-//				refresh(ctx)
-//			}
-//		}
-//	}))
+//	g.Add("refresh", crew.Every(time.Minute, refreshCache))
 //	crew.Main(&g) // SIGINT/SIGTERM drain; a second signal exits at once
 //
 // # Order, readiness and restarts
@@ -38,7 +27,9 @@
 // a server that has closed its listener. [OneShot] is for work that finishes,
 // such as a migration that other workers come after. [Restart] restarts a
 // worker with backoff and gives up, stopping the group, when it fails too
-// often.
+// often. [Every] makes a worker of periodic work, such as refreshing a cache:
+// its runs never overlap, and a run in progress at the stop finishes within
+// the drain.
 //
 // # Stopping
 //
@@ -51,6 +42,9 @@
 //
 // A panic in a worker is recovered into a *[PanicError] carrying the stack,
 // and stops the group like any failure, unless [PassPanics] is given.
+// PanicError, [ErrPermanent] and [DrainContext] come from package
+// [github.com/crewgo/crew/work], which the other crew packages share without
+// depending on this one.
 //
 // A *Group is itself a [Worker]: add one group to another to build a
 // supervision tree, where the inner group stops as one worker of the outer.

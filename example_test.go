@@ -45,17 +45,9 @@ func ExampleMain() {
 
 	g := &crew.Group{StopTimeout: 20 * time.Second}
 	g.Add("http", crew.HTTPServer(&http.Server{Addr: ":8080", Handler: mux}))
-	g.Add("ticker", crew.Func(func(ctx context.Context) error {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-				slog.Info("tick")
-			}
-		}
+	g.Add("refresh", crew.Every(time.Minute, func(ctx context.Context) error {
+		slog.InfoContext(ctx, "refreshing the price list")
+		return nil
 	}))
 	crew.Main(g)
 }
