@@ -1,0 +1,5 @@
+package sqs_test
+
+const crashChildEnv = "CREW_SQS_CRASH_CHILD"
+
+func crashChild(spec string) int { return 0 }
