@@ -1077,3 +1077,38 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestSecondStopKeepsTheFirstStopsCause makes both Stops land while the
+// supervisor is busy (inside OnEvent, which it calls itself), so that it
+// finds the stop request and the request to hurry ready together. Whichever
+// it takes first, workers and Run must see the first call's cause. Go's
+// select picks among ready cases at random, so the group is run many times:
+// a supervisor that takes the hurry for a stop of its own fails nearly
+// every run of this test.
+func TestSecondStopKeepsTheFirstStopsCause(t *testing.T) {
+	cause := errors.New("deploy")
+	for i := range 64 {
+		var g crew.Group
+		g.Logger = quiet
+		g.OnEvent = func(e crew.Event) {
+			if e.Kind == crew.Started {
+				g.Stop(cause)
+				g.Stop(nil)
+			}
+		}
+		seen := make(chan error, 1)
+		g.Add("worker", crew.Func(func(ctx context.Context) error {
+			<-ctx.Done()
+			seen <- context.Cause(ctx)
+			return nil
+		}))
+		err := g.Run(context.Background())
+		if got := <-seen; got != cause {
+			t.Fatalf("run %d: the worker saw cause %v, want %v", i, got, cause)
+		}
+		var ge *crew.Error
+		if !errors.As(err, &ge) || ge.Cause != cause {
+			t.Fatalf("run %d: Run = %v, want an *Error with cause %v", i, err, cause)
+		}
+	}
+}

@@ -447,7 +447,10 @@ func (s *supervisor) beginStop(cause error) {
 // cutDrain ends DrainDelay and every drain at once, for a Stop made while
 // the group was already stopping.
 func (s *supervisor) cutDrain() {
-	s.beginStop(ErrStopped) // in case the stop had not begun
+	// In case the stop had not begun: a hurry always follows a Stop, whose
+	// request the run loop may not have taken yet (select picks among ready
+	// channels at random), so that Stop's cause is the stop's.
+	s.beginStop(s.requestedCause())
 	if s.drainDelayTimer != nil {
 		s.drainDelayTimer.Stop()
 		s.drainDelayTimer = nil
