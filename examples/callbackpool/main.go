@@ -1,6 +1,6 @@
-// Command callbackpool is seed 003 written with crew: a third-party library
-// delivers events through a callback, a bounded pool handles them against a
-// slow service, and on SIGTERM every event already accepted is finished
+// Command callbackpool handles the events that a third-party library
+// delivers through a callback: a bounded pool handles them against a slow
+// service, and on SIGTERM every event already accepted is finished
 // while new ones are refused. Nothing can send on a closed channel: there
 // is no channel to close, and Go after Close returns pool.ErrClosed.
 //

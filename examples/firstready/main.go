@@ -1,15 +1,16 @@
 // Command firstready waits for the first of several instances to reach
 // status "ok", runs its setup there, and stops waiting for the others at
-// once. It is seed 000 (wait for one EC2 instance of an autoscaling group to
-// be ready, then run SSM commands on it) rewritten with wait.First, against a
-// fake instance-status API on 127.0.0.1 that makes each instance ready after
-// a random delay.
+// once: a deployment tool's wait for one EC2 instance of an autoscaling
+// group to be ready before it runs SSM commands there, written with
+// wait.First, against a fake instance-status API on 127.0.0.1 that makes each
+// instance ready after a random delay.
 //
 //	go run ./firstready -instances 5
 //
-// The seed's author passed context.TODO() to each waiter, so cancelling the
-// waiters never reached them and the program waited for the slowest
-// instance. wait.First hands every task its own context and cancels it.
+// Written by hand, such a tool easily passes context.TODO() to each waiter:
+// cancelling the waiters then never reaches them, and the program waits for
+// the slowest instance. wait.First hands every task its own context and
+// cancels it.
 package main
 
 import (

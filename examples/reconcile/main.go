@@ -1,11 +1,11 @@
-// Command reconcile is seed 001 rewritten with crew's batch package: a
-// Kubernetes CronJob that checks the status of pending payments with a bank
-// partner whose API is slow and fails now and then, and that must be done
-// before the job's activeDeadlineSeconds.
+// Command reconcile is a payment-reconciliation job written with crew's
+// batch package: a Kubernetes CronJob that checks the status of pending
+// payments with a bank partner whose API is slow and fails now and then, and
+// that must be done before the job's activeDeadlineSeconds.
 //
-// The post it comes from bounds the number of requests with a buffered
+// Written by hand, such a job bounds the number of requests with a buffered
 // channel used as a semaphore and waits for them with a sync.WaitGroup. That
-// leaves out what went wrong on payday: nothing stops the job from starting
+// leaves out what goes wrong on payday: nothing stops the job from starting
 // requests it has no time to finish, a failed request is forgotten (or marks
 // a payment failed for a 503), nothing retries, and nothing keeps the job
 // within the partner's rate limit. Here batch.Each does all of it: at most
@@ -91,7 +91,7 @@ func main() {
 // Payment is a payment waiting to be reconciled.
 type Payment struct{ ID string }
 
-// store stands for the job's database (paymentService in the post).
+// store stands for the job's database.
 type store struct {
 	mu     sync.Mutex
 	status map[string]string // PENDING, SUCCESS or FAILED

@@ -113,8 +113,7 @@ func (p *fakePartner) status(w http.ResponseWriter, r *http.Request) {
 // errTransient marks the partner's answers that are worth another try.
 var errTransient = errors.New("transient")
 
-// partnerClient is the job's side of the API, as thirdPartyService is in
-// the original post.
+// partnerClient is the job's side of the partner's API.
 type partnerClient struct {
 	base string
 	http *http.Client

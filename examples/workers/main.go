@@ -1,5 +1,5 @@
-// Command workers is seed 002 written with crew: an HTTP server and a
-// background worker run under one Group. Ctrl-C (or SIGTERM) lets requests
+// Command workers runs an HTTP server and a background worker under one
+// Group. Ctrl-C (or SIGTERM) lets requests
 // in flight finish and the worker finish its current job; a second Ctrl-C
 // exits at once; a failure in either stops both and exits with status 1.
 //
