@@ -48,10 +48,9 @@
 // jobs, the Source's round trips set the pace: Prefetch lets a slot that
 // frees up find its next message already received, and each Receive fetch
 // several messages, while a larger AckBatch lets one acknowledgement settle
-// more of them. With queue/sqlite and no-op handlers, Concurrency 8 runs
-// 1.4 to 2.8 times as many messages a second with Prefetch 16 and
-// AckBatch 64 as with the defaults (see the repository's benchmarks).
-// Prefetched messages are leased while they wait, so keep Prefetch to what
+// more of them; with a local queue and handlers that do little, they can
+// multiply the messages handled per second (the repository's
+// benchmarks/README.md measures how much). Prefetched messages are leased while they wait, so keep Prefetch to what
 // the handlers start well within a lease.
 //
 // # Sources

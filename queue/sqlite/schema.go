@@ -16,8 +16,8 @@ import (
 // when the current lease lasts, and a Receive takes a message only once
 // that time has passed; leasing it changes nothing but its own row, and an
 // Ack deletes just that row. No index has to be kept up to date on the
-// path every message takes, which is what made Receive and Ack cost half
-// as much again as the minimal lease-and-delete loop.
+// path every message takes, which keeps Receive and Ack near the cost of a
+// minimal lease-and-delete loop (benchmarks/README.md has the numbers).
 //
 // Messages that wait (a delayed publish, a Nack with a delay) and dead
 // letters are rows of the messages table, in stateDelayed until ready_at
