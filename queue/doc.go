@@ -50,8 +50,9 @@
 // several messages, while a larger AckBatch lets one acknowledgement settle
 // more of them; with a local queue and handlers that do little, they can
 // multiply the messages handled per second (the repository's
-// benchmarks/README.md measures how much). Prefetched messages are leased while they wait, so keep Prefetch to what
-// the handlers start well within a lease.
+// benchmarks/README.md measures how much). Prefetched messages are leased
+// while they wait, so keep Prefetch to what the handlers start well within
+// a lease.
 //
 // # Sources
 //
