@@ -248,7 +248,7 @@ func libraries() []runner {
 			return p.Submit, p.StopWait, nil
 		}},
 		adapter[func()]{"semaphore", same, func(limit int) (func(func()), func(), func()) {
-			// The seed's buffered-channel semaphore, as the blog post writes it.
+			// The usual hand-written version: a buffered channel as a semaphore.
 			sem := make(chan struct{}, limit)
 			return func(f func()) {
 				sem <- struct{}{}

@@ -27,8 +27,8 @@ func Example() {
 	// Output: 5050
 }
 
-// Seed 003: a library calls back with events; the callback feeds a pool
-// and must never panic, even when it races with shutdown.
+// A library calls back with events; the callback feeds a pool and must
+// never panic, even when it races with shutdown.
 func ExamplePool_Go() {
 	p := pool.New(2)
 	onEvent := func(event int) {
