@@ -23,7 +23,8 @@ func (a *app) enqueueCmd() *cobra.Command {
 		Short: "Add messages to a queue",
 		Long: `Enqueue adds one message per BODY argument or, when there is none, one
 message per line of standard input, and prints each message's ID on a line
-of its own.`,
+of its own. When TRACEPARENT (and TRACESTATE) hold a W3C trace context,
+each message carries it, and crew work hands it on.`,
 		Example: `  crew enqueue 'resize 1.jpg' 'resize 2.jpg'
   ls *.jpg | crew enqueue --priority 5
   crew enqueue --delay 10m 'send the reminder'
@@ -43,6 +44,7 @@ of its own.`,
 		defer q.Close()
 		ctx := cmd.Context()
 		opts := []queue.PublishOption{queue.Delay(delay), queue.Priority(priority)}
+		opts = append(opts, traceOptions(a.getenv)...) // trace.go: TRACEPARENT, TRACESTATE
 		out := bufio.NewWriter(a.stdout)
 		defer out.Flush()
 		publish := func(body string) error {

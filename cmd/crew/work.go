@@ -33,6 +33,7 @@ type workConfig struct {
 	killAfter     time.Duration
 	retryDelay    time.Duration
 	health        string
+	metrics       string // --metrics ADDR: Prometheus metrics (metrics.go)
 	exitWhenEmpty bool
 	post          string
 	statusEvery   time.Duration
@@ -74,6 +75,15 @@ workers, and for retries, to come back, and handles them.
 --health ADDR serves /livez (200 while crew runs) and /readyz (200 while
 crew receives, 503 from the first signal on) on ADDR.
 
+--metrics ADDR serves Prometheus metrics on ADDR at /metrics (on the
+--health server when both name the same address): crew_queue_messages_total
+by outcome, crew_queue_in_flight, crew_queue_handler_seconds and
+crew_queue_depth by state.
+
+A message's trace context (the traceparent and tracestate attributes that
+crew enqueue copies from TRACEPARENT and TRACESTATE) reaches CMD as those
+environment variables, and --post's URL as the W3C headers.
+
 Logs go to standard error: one line per message outcome (succeeded, retried,
 dead-lettered, released, lease-lost) and a status line every --status-every.`,
 		Example: `  # Handle every message of the default queue, then exit.
@@ -97,6 +107,7 @@ dead-lettered, released, lease-lost) and a status line every --status-every.`,
 	f.DurationVar(&c.killAfter, "kill-after", 10*time.Second, "after SIGTERM, give a command `D` before SIGKILL")
 	f.DurationVar(&c.retryDelay, "retry-delay", time.Second, "wait about `D` before the first retry, doubling for each later one")
 	f.StringVar(&c.health, "health", "", "serve /livez and /readyz on `ADDR`, such as :8080")
+	f.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics at /metrics on `ADDR`, such as :9090")
 	f.BoolVar(&c.exitWhenEmpty, "exit-when-empty", false, "exit once the queue has no ready, leased or delayed message")
 	f.StringVar(&c.post, "post", "", "POST each message's body to `URL` instead of running a command (2xx acknowledges)")
 	f.DurationVar(&c.statusEvery, "status-every", 5*time.Second, "log a status line every `D`; 0 for none")
@@ -195,6 +206,7 @@ func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler
 	// who runs crew work, so only its warnings and errors are kept.
 	groupLog := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	g := &crew.Group{StopTimeout: c.drain + c.killAfter + 5*time.Second, Logger: groupLog}
+	metrics := addMetrics(g, c, q, w.consumer, log)
 	if c.health != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /livez", func(rw http.ResponseWriter, _ *http.Request) {
@@ -202,6 +214,9 @@ func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler
 			fmt.Fprintln(rw, "ok")
 		})
 		mux.Handle("GET /readyz", g.ReadyHandler())
+		if c.metrics == c.health {
+			mux.Handle("GET /metrics", metrics)
+		}
 		srv := &http.Server{Addr: c.health, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		g.Add("health", crew.HTTPServer(srv), crew.WaitReady())
 		// The consumer stops first and the health server last, so that the
@@ -355,6 +370,7 @@ type commandHandler struct {
 func (h *commandHandler) handle(ctx context.Context, m *queue.Message) error {
 	env := append(h.env[:len(h.env):len(h.env)],
 		"CREW_MESSAGE_ID="+m.ID, "CREW_ATTEMPT="+strconv.Itoa(m.Attempt))
+	env = withTraceEnv(env, m)
 	p, err := proc.Start(proc.Spec{Path: h.path, Args: h.args, Env: env, Input: m.Body, Stdout: h.stdout, Stderr: h.stderr})
 	if err != nil {
 		return err
@@ -395,6 +411,7 @@ func (p *poster) handle(ctx context.Context, m *queue.Message) error {
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set("X-Crew-Message-Id", m.ID)
 	req.Header.Set("X-Crew-Attempt", strconv.Itoa(m.Attempt))
+	setTraceHeaders(req.Header, m)
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return err
