@@ -28,6 +28,10 @@ type receipt struct {
 // request lost with a restarted server is soon replaced.
 const longPoll = 20 * time.Second
 
+// pollHeartbeat is how often the server shows that a long poll's pull
+// request is alive.
+const pollHeartbeat = 2 * time.Second
+
 // Receive returns up to max messages, leased for lease, waiting until at
 // least one is ready or ctx ends. It never asks the server for more
 // messages than max, so nothing is leased to this process that it did not
@@ -64,7 +68,13 @@ func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*q
 		}
 		start = time.Now()
 		pctx, cancel := context.WithTimeout(ctx, longPoll)
-		batch, err = q.cons.Fetch(1, natsjs.FetchContext(pctx))
+		opts := []natsjs.FetchOpt{natsjs.FetchContext(pctx)}
+		if deadline, _ := pctx.Deadline(); time.Until(deadline) >= longPoll/2 {
+			// A pull request dies with a restarting server; missing
+			// heartbeats tell, sooner than nats.go's default.
+			opts = append(opts, natsjs.FetchHeartbeat(pollHeartbeat))
+		}
+		batch, err = q.cons.Fetch(1, opts...)
 		if err != nil {
 			cancel()
 			if ctx.Err() != nil {

@@ -1,6 +1,7 @@
 package jetstream_test
 
 import (
+	"log/slog"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -30,14 +31,20 @@ func startServer(t testing.TB, dir string, port int) *server.Server {
 	if port == 0 {
 		port = -1
 	}
-	s, err := server.NewServer(&server.Options{
-		Host:      "127.0.0.1",
-		Port:      port,
-		JetStream: true,
-		StoreDir:  dir,
-		NoLog:     true,
-		NoSigs:    true,
-	})
+	return runServer(t, &server.Options{Port: port, StoreDir: dir})
+}
+
+// runServer runs a server with opts, on 127.0.0.1, with JetStream.
+func runServer(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	opts.Host, opts.JetStream, opts.NoLog, opts.NoSigs = "127.0.0.1", true, true, true
+	if opts.Port == 0 {
+		opts.Port = -1
+	}
+	if opts.StoreDir == "" {
+		opts.StoreDir = t.TempDir()
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,4 +82,26 @@ func newQueue(t testing.TB, js natsjs.JetStream, opts ...jetstream.Option) *jets
 	}
 	t.Cleanup(func() { q.Close() })
 	return q
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// waitEmpty waits until q has nothing ready, leased or delayed, and fails
+// the test after patience.
+func waitEmpty(t *testing.T, q *jetstream.Queue, patience time.Duration) jetstream.Stats {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		s, err := q.Stats(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Ready+s.Leased+s.Delayed == 0 {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the queue was not empty in time: %+v", s)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition
+	}
 }
