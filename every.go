@@ -76,17 +76,18 @@ func ContinueOnError(logger *slog.Logger) EveryOption {
 // worker waits for the next tick. A panic in fn is not
 // recovered by Every: inside a Group it becomes the worker's *[PanicError].
 //
-// Every panics if interval is not positive, as time.NewTicker does.
+// Every panics if interval is not positive, as time.NewTicker does, or if fn
+// is nil.
 func Every(interval time.Duration, fn func(ctx context.Context) error, opts ...EveryOption) Worker {
 	if interval <= 0 {
 		panic("crew: non-positive interval for Every")
 	}
+	if fn == nil {
+		panic("crew: nil function for Every")
+	}
 	e := &every{interval: interval, fn: fn}
 	for _, o := range opts {
 		o(e)
-	}
-	if e.log == nil {
-		e.log = slog.Default()
 	}
 	return e
 }
@@ -99,7 +100,7 @@ type every struct {
 	jitter          time.Duration
 	skipMissed      bool
 	continueOnError bool
-	log             *slog.Logger
+	log             *slog.Logger // nil: slog.Default()
 }
 
 // Run calls fn at each tick until ctx ends or fn fails; see [Every].
@@ -124,13 +125,22 @@ func (e *every) Run(ctx context.Context) error {
 			if !e.continueOnError || errors.Is(err, work.ErrPermanent) {
 				return err
 			}
-			e.log.ErrorContext(ctx, "crew: periodic run failed", "err", err)
+			e.logger().ErrorContext(ctx, "crew: periodic run failed", "err", err)
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
 		tick = e.next(tick, time.Now())
 	}
+}
+
+// logger returns the ContinueOnError logger, or the default one at the time
+// of the error.
+func (e *every) logger() *slog.Logger {
+	if e.log != nil {
+		return e.log
+	}
+	return slog.Default()
 }
 
 // delay returns the jitter for one run.

@@ -268,7 +268,7 @@ func TestEveryPanicIsTheWorkersPanicError(t *testing.T) {
 	})
 }
 
-func TestEveryPanicsOnABadInterval(t *testing.T) {
+func TestEveryPanicsOnABadArgument(t *testing.T) {
 	for _, d := range []time.Duration{0, -time.Second} {
 		func() {
 			defer func() {
@@ -279,6 +279,14 @@ func TestEveryPanicsOnABadInterval(t *testing.T) {
 			crew.Every(d, func(context.Context) error { return nil })
 		}()
 	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Every(nil) did not panic")
+			}
+		}()
+		crew.Every(time.Second, nil)
+	}()
 	defer func() {
 		if recover() == nil {
 			t.Error("Jitter(-1s) did not panic")
