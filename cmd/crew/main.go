@@ -141,7 +141,7 @@ for a wrong command line.`,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.enqueueCmd(), a.workCmd(), a.statsCmd(), a.deadCmd(), a.runCmd())
+	root.AddCommand(a.enqueueCmd(), a.workCmd(), a.statsCmd(), a.deadCmd(), a.runCmd(), a.uiCmd())
 	return root
 }
 

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crewgo/crew/cmd/crew/internal/backend"
+	"github.com/crewgo/crew/cmd/crew/internal/ui"
+)
+
+func (a *app) uiCmd() *cobra.Command {
+	var (
+		addr     string
+		readOnly bool
+	)
+	cmd := &cobra.Command{
+		Use:   "ui [flags]",
+		Short: "Serve a web dashboard of a queue store: counts, charts, dead letters",
+		Long: `UI serves a web page that shows every queue of the store that --queue names:
+its ready, leased, delayed and dead counts, refreshed live; charts of its
+depth and of the messages completed per second over the last ten minutes
+(crew ui samples the counts every two seconds while it runs); and the dead
+letters of the selected queue with their reason, attempts, time and the
+start of their body, which the buttons redrive (one, the selected, or all)
+or purge.
+
+The page and its assets are part of the crew binary; it loads nothing from
+elsewhere. crew ui listens on 127.0.0.1 unless --addr says otherwise, and
+accepts changes only from its own page (same-origin requests that carry the
+page's token). --read-only removes the buttons and refuses every change.
+
+The completed rate is inferred from the counts: messages published while
+others complete hide as many completions, so it is a lower bound while a
+queue is being fed.`,
+		Example: `  crew ui
+  crew ui --queue sqlite:///var/lib/crew/jobs.db --addr 127.0.0.1:9000 --read-only`,
+		Args: cobra.NoArgs,
+	}
+	queueURL := a.queueFlag(cmd)
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "listen on `ADDR`; give a public address only behind an authenticating proxy")
+	cmd.Flags().BoolVar(&readOnly, "read-only", false, "show the store but refuse every change (no redrive, no purge)")
+	cmd.RunE = a.runE(func(cmd *cobra.Command, _ []string) error {
+		rawURL := queueURL()
+		q, err := openQueue(cmd.Context(), rawURL, false)
+		if err != nil {
+			return err
+		}
+		defer q.Close()
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("ui: %w", err)
+		}
+		log := slog.New(slog.NewTextHandler(a.stderr, nil))
+		srv := ui.New(q, ui.Options{
+			Title: redactedURL(rawURL), ReadOnly: readOnly, Logger: log,
+			Open: otherQueue(rawURL), Hosts: listenHosts(addr),
+		})
+		defer srv.Close()
+		fmt.Fprintf(a.stdout, "crew ui: serving %s on http://%s/\n", redactedURL(rawURL), ln.Addr())
+		return a.serveUI(cmd.Context(), ln, srv, log)
+	})
+	return cmd
+}
+
+// serveUI serves srv on ln, and samples its queues, until the first
+// SIGINT or SIGTERM.
+func (a *app) serveUI(ctx context.Context, ln net.Listener, srv *ui.Server, log *slog.Logger) error {
+	sigs := make(chan os.Signal, 1)
+	a.notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer a.stopNotify(sigs)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Info("received signal; stopping", "signal", sig.String())
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	sampled := make(chan error, 1)
+	go func() { sampled <- srv.Run(ctx) }()
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	var err error
+	select {
+	case err = <-served:
+		cancel()
+	case <-ctx.Done():
+		// The page polls: nothing long-running to drain.
+		shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		err = hs.Shutdown(shutdown)
+		<-served
+	}
+	<-sampled
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// otherQueue opens the other queues of the store rawURL names, by setting
+// its queue parameter. A scheme that has none names one queue per URL:
+// its other queues are then shown but not managed.
+func otherQueue(rawURL string) ui.Opener {
+	return func(ctx context.Context, name string) (backend.Backend, error) {
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		params := u.Query()
+		params.Set("queue", name)
+		u.RawQuery = params.Encode()
+		return backend.Open(ctx, u.String(), false)
+	}
+}
+
+// redactedURL is rawURL without its password, for the page to show.
+func redactedURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	return u.Redacted()
+}
+
+// listenHosts is the host name of --addr when it is a name, which the page
+// may then be reached by.
+func listenHosts(addr string) []string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || net.ParseIP(host) != nil {
+		return nil
+	}
+	return []string{host}
+}
