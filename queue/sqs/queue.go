@@ -108,6 +108,9 @@ func (q *Queue) Receive(ctx context.Context, maxMsgs int, lease time.Duration) (
 	maxMsgs = min(max(maxMsgs, 1), maxBatch)
 	vis := visibility(lease)
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		wait := q.waitTime
 		if d, ok := ctx.Deadline(); ok {
 			wait = min(wait, time.Until(d))
@@ -120,9 +123,6 @@ func (q *Queue) Receive(ctx context.Context, maxMsgs int, lease time.Duration) (
 			// SQS waits in whole seconds: with less than one left, the
 			// poll above did not wait, and nothing will come in time.
 			<-ctx.Done()
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
 		}
 	}
 }

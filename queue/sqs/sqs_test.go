@@ -1,14 +1,22 @@
 package sqs_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"go.uber.org/goleak"
 
+	"github.com/crewgo/crew"
+	"github.com/crewgo/crew/queue"
 	"github.com/crewgo/crew/queue/queuetest"
 	"github.com/crewgo/crew/queue/sqs"
 	"github.com/crewgo/crew/queue/sqs/sqstest"
@@ -90,4 +98,95 @@ func TestConformance(t *testing.T) {
 		Dead:  func(t *testing.T, q queuetest.Queue) []string { return deadIDs(t, q.(*sqs.Queue)) },
 		Lease: time.Second, // SQS counts leases in whole seconds
 	}.Run(t)
+}
+
+func TestPublishRefusesWhatSQSWouldBeforeAnyRequest(t *testing.T) {
+	// No SQS listens here: an error that is not a connection failure was
+	// found before any request.
+	q := sqs.New(server.Client(func(o *awssqs.Options) { o.BaseEndpoint = aws.String("http://127.0.0.1:1") }), "http://127.0.0.1:1/0/q")
+	ctx := t.Context()
+	if _, err := q.Publish(ctx, []byte("x"), queue.Delay(16*time.Minute)); err == nil || !strings.Contains(err.Error(), "delay") {
+		t.Errorf("Publish with a 16-minute delay = %v, want an error about the delay", err)
+	}
+	big := make([]byte, sqs.MaxMessageSize+1)
+	if _, err := q.Publish(ctx, big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Publish of %d bytes = %v, want an error about the size", len(big), err)
+	}
+	if _, err := q.PublishBatch(ctx, [][]byte{[]byte("ok"), big}); err == nil || !strings.Contains(err.Error(), "message 1") {
+		t.Errorf("PublishBatch with a message too large = %v, want an error naming message 1", err)
+	}
+}
+
+func TestMissingQueueIsPermanent(t *testing.T) {
+	q := sqs.New(server.Client(), server.Endpoint+"/"+sqstest.Account+"/no-such-queue")
+	t.Cleanup(func() { _ = q.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := q.Receive(ctx, 1, time.Minute); !errors.Is(err, crew.ErrPermanent) {
+		t.Errorf("Receive from a missing queue = %v, want crew.ErrPermanent", err)
+	}
+	c := &queue.Consumer{Source: q, Handler: func(context.Context, *queue.Message) error { return nil }, Logger: slog.New(slog.DiscardHandler)}
+	if err := c.Run(ctx); !errors.Is(err, crew.ErrPermanent) {
+		t.Errorf("Consumer.Run on a missing queue = %v, want it to stop with crew.ErrPermanent", err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	raw := "sqs+http://" + server.Addr + "/" + sqstest.Account + "/no-such-queue?region=us-east-1"
+	if _, err := sqs.Open(ctx, raw); !errors.Is(err, crew.ErrPermanent) || !strings.Contains(err.Error(), "no-such-queue") {
+		t.Errorf("Open(%s) = %v, want crew.ErrPermanent naming the queue", raw, err)
+	}
+}
+
+func TestRedriveAndPurgeDeadLetters(t *testing.T) {
+	q := newQueue(t)
+	ctx := t.Context()
+	for _, body := range []string{"a", "b", "c"} {
+		if _, err := q.Publish(ctx, []byte(body), queue.Attribute("kind", body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := receiveAllWithin(t, q, 3)
+	byBody := map[string]*queue.Message{}
+	for _, m := range msgs {
+		if err := q.DeadLetter(ctx, m, errors.New("broken "+string(m.Body))); err != nil {
+			t.Fatal(err)
+		}
+		byBody[string(m.Body)] = m
+	}
+	dead, err := q.Dead(ctx)
+	if err != nil || len(dead) != 3 {
+		t.Fatalf("Dead = %d, %v; want 3", len(dead), err)
+	}
+	for _, d := range dead {
+		b := string(d.Message.Body)
+		if d.Message.ID != byBody[b].ID || d.Reason != "broken "+b || d.Message.Attributes["kind"] != b || d.At.IsZero() {
+			t.Errorf("dead letter %+v (%+v), want the message's ID, reason and attributes", d, d.Message)
+		}
+	}
+	if n, err := q.Redrive(ctx, byBody["b"].ID); n != 1 || err != nil {
+		t.Fatalf("Redrive(b) = %d, %v; want 1", n, err)
+	}
+	back := receiveAllWithin(t, q, 1)[0]
+	if string(back.Body) != "b" || back.Attributes["kind"] != "b" || len(back.Attributes) != 1 {
+		t.Errorf("redriven message %q with %v, want b with its attribute only", back.Body, back.Attributes)
+	}
+	if n, err := q.Purge(ctx); n != 2 || err != nil {
+		t.Fatalf("Purge = %d, %v; want 2", n, err)
+	}
+	if dead, err := q.Dead(ctx); len(dead) != 0 || err != nil {
+		t.Errorf("Dead after Purge = %d, %v; want none", len(dead), err)
+	}
+	s, err := q.Stats(ctx)
+	if err != nil || s.Dead != 0 || s.Leased != 1 {
+		t.Errorf("Stats = %+v, %v; want the redriven message leased and no dead letters", s, err)
+	}
+}
+
+func receiveAllWithin(t *testing.T, q *sqs.Queue, n int) []*queue.Message {
+	t.Helper()
+	var out []*queue.Message
+	for len(out) < n {
+		out = append(out, receiveWithin(t, q, n-len(out))...)
+	}
+	return out
 }
