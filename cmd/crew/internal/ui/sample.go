@@ -73,7 +73,7 @@ func (s *Server) add(name string, p point) {
 	}
 	if n := len(h.points); n > 0 {
 		prev := h.points[n-1]
-		left := total(prev) - total(p) + s.purged[name]
+		left := total(prev) - total(p) - s.purged[name]
 		if dt := float64(p.At-prev.At) / 1000; dt > 0 && left > 0 {
 			p.Rate = float64(left) / dt
 		}
