@@ -13,6 +13,7 @@ import (
 
 	"github.com/crewgo/crew/cmd/crew/internal/backend"
 	_ "github.com/crewgo/crew/cmd/crew/internal/backend/sqlitequeue" // sqlite://
+	_ "github.com/crewgo/crew/cmd/crew/internal/backend/sqsqueue"    // sqs://, sqs+http://
 )
 
 func main() {
