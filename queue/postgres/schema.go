@@ -105,6 +105,11 @@ type statements struct {
 func newStatements(schema string) statements {
 	t := pgx.Identifier{schema, "messages"}.Sanitize()
 	const us = ` * interval '1 microsecond'`
+	// Leases, extensions and releases commit without waiting for the
+	// write-ahead log to reach the disk (see "Durability" in the package
+	// documentation): losing one to a crash of the server only makes the
+	// message ready sooner, and the old receipt fences off its holder.
+	const async = `set_config('synchronous_commit', 'off', true)`
 	return statements{
 		channel: "crew." + schema,
 		// $2 priority, $3 delay, $4 bodies, $5 attributes.
@@ -120,7 +125,8 @@ func newStatements(schema string) statements {
 			FROM (SELECT id FROM ` + t + `
 				WHERE queue = $1 AND state = 0 AND ready_at <= now()
 				ORDER BY priority DESC, id LIMIT $2
-				FOR UPDATE SKIP LOCKED) AS p
+				FOR UPDATE SKIP LOCKED) AS p,
+				(SELECT ` + async + `) AS async
 			WHERE m.id = p.id
 			RETURNING m.id, m.priority, m.attempts, m.body, m.attributes`,
 		// Settling statements: the fence is id and receipt. $1 ids and
@@ -129,9 +135,11 @@ func newStatements(schema string) statements {
 			WHERE m.id = a.id AND m.receipt = a.receipt
 			RETURNING m.id`,
 		// $3 lease.
-		extend: `UPDATE ` + t + ` SET ready_at = now() + $3::bigint` + us + ` WHERE id = $1 AND receipt = $2`,
+		extend: `UPDATE ` + t + ` SET ready_at = now() + $3::bigint` + us + `
+			FROM (SELECT ` + async + `) AS async WHERE id = $1 AND receipt = $2`,
 		// $3 delay.
-		nack: `UPDATE ` + t + ` SET ready_at = now() + $3::bigint` + us + `, receipt = NULL WHERE id = $1 AND receipt = $2`,
+		nack: `UPDATE ` + t + ` SET ready_at = now() + $3::bigint` + us + `, receipt = NULL
+			FROM (SELECT ` + async + `) AS async WHERE id = $1 AND receipt = $2`,
 		// $3 reason.
 		deadLetter: `UPDATE ` + t + ` SET state = 2, receipt = NULL, dead_at = now(), dead_reason = $3
 			WHERE id = $1 AND receipt = $2`,
