@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -47,7 +48,9 @@ Seq (the input line number), Host, Starttime, JobRuntime, Send, Receive,
 Exitval, Signal and Command. --resume reads that log and skips the jobs it
 records as done (Exitval 0, Signal 0), by Seq, then appends to it: give it
 the same input in the same order. Unlike GNU parallel's --resume, jobs that
-failed are run again.
+failed are run again. A run holds its job log locked (flock) until it ends:
+another run given the same --joblog fails at once, exit status 1, rather
+than run the same jobs a second time.
 
 The exit status is 0 only when every job succeeded, 1 when any failed or the
 run was stopped early, 2 for a wrong command line.`,
@@ -102,19 +105,17 @@ run was stopped early, 2 for a wrong command line.`,
 		cfg.Command = args
 		cfg.Stdout, cfg.Stderr = a.stdout, a.stderr
 
-		var w *joblog.Writer
 		if joblogPath != "" {
-			if resume {
-				done, err := joblog.DoneSeqs(joblogPath)
-				if err != nil {
-					return err
-				}
-				cfg.Skip = func(seq int64) bool { return done[seq] }
-			}
-			if w, err = joblog.Create(joblogPath, resume); err != nil {
-				return fmt.Errorf("job log: %w", err)
+			w, err := joblog.Create(joblogPath, resume)
+			switch {
+			case errors.Is(err, joblog.ErrLocked):
+				return fmt.Errorf("%w; wait for that run to end, or give another --joblog", err)
+			case err != nil:
+				return err
 			}
 			defer w.Close()
+			done := w.Done()
+			cfg.Skip = func(seq int64) bool { return done[seq] }
 			cfg.Log = w
 		}
 		var bar *progressBar

@@ -14,12 +14,16 @@ package joblog
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -43,66 +47,123 @@ func (e Entry) Done() bool { return e.Exitval == 0 && e.Signal == 0 }
 // newlines in Command are written as spaces, so that the line stays one
 // line of nine fields.
 func (e Entry) String() string {
-	cmd := strings.Map(func(r rune) rune {
+	start := float64(e.Start.UnixMilli()) / 1e3
+	return fmt.Sprintf("%d\t:\t%.3f\t%8.3f\t0\t0\t%d\t%d\t%s\n",
+		e.Seq, start, e.Runtime.Seconds(), e.Exitval, e.Signal, oneLine(e.Command))
+}
+
+// oneLine replaces the tabs and line breaks of a command with spaces.
+func oneLine(cmd string) string {
+	return strings.Map(func(r rune) rune {
 		if r == '\t' || r == '\n' || r == '\r' {
 			return ' '
 		}
 		return r
-	}, e.Command)
-	start := float64(e.Start.UnixMilli()) / 1e3
-	return fmt.Sprintf("%d\t:\t%.3f\t%8.3f\t0\t0\t%d\t%d\t%s\n",
-		e.Seq, start, e.Runtime.Seconds(), e.Exitval, e.Signal, cmd)
+	}, cmd)
 }
 
-// Writer appends entries to a job log file. It is safe for concurrent use;
-// each entry is written with one write call to a file opened for appending,
-// so that a crash leaves whole lines behind.
+// ErrLocked is the error of [Create] for a job log that another run holds.
+var ErrLocked = errors.New("in use by another crew run")
+
+// Writer appends entries to a job log file, which it holds locked from
+// [Create] to Close. It is safe for concurrent use; each entry is written
+// with one write call to a file opened for appending, so that a crash leaves
+// whole lines behind.
 type Writer struct {
-	mu sync.Mutex
-	f  *os.File
+	mu   sync.Mutex
+	f    *os.File
+	done map[int64]bool
 }
 
-// Create opens the job log at path for writing. With resume it appends to
-// what the file holds (writing the header only if the file is new or
-// empty); without it, it starts the file afresh.
+// Create opens the job log at path for one run and takes an exclusive lock
+// on it (flock) that lasts until Close or the process's end, so that two
+// runs never share a log: a resumed run would otherwise start the jobs that
+// the other one is running. Create returns at once: an error wrapping
+// [ErrLocked] if another process holds the lock.
+//
+// Without resume, the log starts afresh. With resume, Create first reads the
+// log (an error naming the line if one is malformed; the file is left as it
+// was), then appends to what it holds after its last whole line, writing
+// the header only if the file is new or empty; [Writer.Done] tells which
+// jobs the log recorded as done.
 func Create(path string, resume bool) (*Writer, error) {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND
-	if !resume {
-		flags |= os.O_TRUNC
-	}
-	f, err := os.OpenFile(path, flags, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("job log %s: %w", path, errors.Unwrap(err))
 	}
-	size, err := f.Seek(0, io.SeekEnd)
-	if err == nil && resume && size > 0 {
-		size, err = dropPartialLine(f, size)
-	}
-	if err == nil && size == 0 {
-		_, err = io.WriteString(f, Header)
-	}
-	if err != nil {
+	w := &Writer{f: f, done: map[int64]bool{}}
+	if err := w.prepare(resume); err != nil {
 		f.Close()
-		return nil, err
+		return nil, fmt.Errorf("job log %s: %w", path, err)
 	}
-	return &Writer{f: f}, nil
+	return w, nil
 }
 
-// dropPartialLine truncates a log that a crash left with half a line at its
-// end, so that the next entry starts a line of its own.
-// It returns the file's new size.
-func dropPartialLine(f *os.File, size int64) (int64, error) {
-	data, err := os.ReadFile(f.Name())
-	if err != nil {
-		return 0, err
+// prepare locks the file, and then reads it (with resume) or empties it, and
+// leaves it ready for the next entry.
+func (w *Writer) prepare(resume bool) error {
+	if err := syscall.Flock(int(w.f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return ErrLocked
+		}
+		return fmt.Errorf("lock: %w", err)
 	}
-	data = data[:min(int64(len(data)), size)]
-	if len(data) == 0 || data[len(data)-1] == '\n' {
-		return int64(len(data)), nil
+	var size int64
+	if resume {
+		entries, whole, err := readWhole(w.f)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.Done() {
+				w.done[e.Seq] = true
+			}
+		}
+		// A crash can leave half a line at the end: the next entry must
+		// start a line of its own.
+		size = whole
 	}
-	size = int64(strings.LastIndexByte(string(data), '\n') + 1)
-	return size, f.Truncate(size)
+	if err := w.f.Truncate(size); err != nil {
+		return err
+	}
+	if size == 0 {
+		if _, err := io.WriteString(w.f, Header); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// readWhole reads the entries of the log f from its start, and returns
+// them with the length of its whole lines.
+func readWhole(f *os.File) ([]Entry, int64, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, 0, err
+	}
+	cr := &countingReader{r: f}
+	entries, err := Read(cr)
+	return entries, cr.whole, err
+}
+
+// countingReader counts the bytes up to the last newline it has read.
+type countingReader struct {
+	r     io.Reader
+	n     int64
+	whole int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+		c.whole = c.n + int64(i) + 1
+	}
+	c.n += int64(n)
+	return n, err
+}
+
+// Done returns the Seq numbers of the jobs that the log recorded as done
+// when Create opened it with resume; none without resume.
+func (w *Writer) Done() map[int64]bool { return w.done }
 
 // Write appends e to the log.
 func (w *Writer) Write(e Entry) error {
@@ -113,7 +174,7 @@ func (w *Writer) Write(e Entry) error {
 	return err
 }
 
-// Close closes the file.
+// Close releases the lock and closes the file.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -146,6 +207,14 @@ func Read(r io.Reader) ([]Entry, error) {
 	}
 }
 
+// The bounds of the times of a log, in seconds, a little inside what fits:
+// a Starttime's milliseconds in an int64, a JobRuntime in a time.Duration
+// (about 292 years).
+const (
+	maxStart   = 9e15
+	maxRuntime = 9e9
+)
+
 func parse(line string) (Entry, error) {
 	f := strings.SplitN(line, "\t", 9)
 	if len(f) != 9 {
@@ -163,45 +232,26 @@ func parse(line string) (Entry, error) {
 		}
 		return v
 	}
-	sec := func(s, name string) float64 {
+	// Times are whole milliseconds; rounding keeps 1.001 from becoming
+	// 1000999999ns.
+	millis := func(s, name string, limit float64) int64 {
 		if err != nil {
 			return 0
 		}
 		v, perr := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		if perr != nil {
+		switch {
+		case perr != nil || math.IsNaN(v):
 			err = fmt.Errorf("%s %q is not a number", name, s)
+		case math.Abs(v) > limit:
+			err = fmt.Errorf("%s %q is out of range", name, s)
 		}
-		return v
+		return int64(math.Round(v * 1e3))
 	}
 	e.Seq = num(f[0], "Seq")
-	e.Start = time.UnixMilli(int64(sec(f[2], "Starttime") * 1e3))
-	e.Runtime = time.Duration(sec(f[3], "JobRuntime") * float64(time.Second))
+	e.Start = time.UnixMilli(millis(f[2], "Starttime", maxStart))
+	e.Runtime = time.Duration(millis(f[3], "JobRuntime", maxRuntime)) * time.Millisecond
 	e.Exitval = int(num(f[6], "Exitval"))
 	e.Signal = int(num(f[7], "Signal"))
 	e.Command = f[8]
 	return e, err
-}
-
-// DoneSeqs reads the job log at path and returns the Seq numbers of the jobs
-// it records as succeeded. A log that does not exist yet records none.
-func DoneSeqs(path string) (map[int64]bool, error) {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return map[int64]bool{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	entries, err := Read(f)
-	if err != nil {
-		return nil, fmt.Errorf("job log %s: %w", path, err)
-	}
-	done := make(map[int64]bool, len(entries))
-	for _, e := range entries {
-		if e.Done() {
-			done[e.Seq] = true
-		}
-	}
-	return done, nil
 }

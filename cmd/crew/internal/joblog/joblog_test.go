@@ -1,6 +1,7 @@
 package joblog
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,7 +67,7 @@ func TestReadParsesWhatWriterWrites(t *testing.T) {
 	}
 }
 
-func TestDoneSeqsCountsOnlySuccessfulJobs(t *testing.T) {
+func TestCreateWithResumeKnowsOnlySuccessfulJobsAsDone(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jobs.log")
 	log := Header +
 		"1\t:\t1.000\t0.100\t0\t0\t0\t0\tok\n" +
@@ -76,17 +77,69 @@ func TestDoneSeqsCountsOnlySuccessfulJobs(t *testing.T) {
 	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	done, err := DoneSeqs(path)
+	w, err := Create(path, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(done) != 1 || !done[1] {
+	if done := w.Done(); len(done) != 1 || !done[1] {
 		t.Errorf("done = %v, want only 1", done)
 	}
+	w.Close()
 
-	if done, err := DoneSeqs(filepath.Join(t.TempDir(), "absent.log")); err != nil || len(done) != 0 {
-		t.Errorf("a missing log: %v, %v; want none done and no error", done, err)
+	w, err = Create(filepath.Join(t.TempDir(), "absent.log"), true)
+	if err != nil {
+		t.Fatalf("resuming a log that does not exist yet: %v", err)
 	}
+	if done := w.Done(); len(done) != 0 {
+		t.Errorf("a new log: done = %v, want none", done)
+	}
+	w.Close()
+}
+
+func TestCreateWithResumeLeavesAMalformedLogAsItWas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.log")
+	log := Header + "garbage\n" + "4\t:\t1.0"
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Create(path, true)
+	if want := "job log " + path + ": line 2: want 9 tab-separated fields, found 1"; err == nil || err.Error() != want {
+		t.Errorf("Create = %v, want %q", err, want)
+	}
+	if data, _ := os.ReadFile(path); string(data) != log {
+		t.Errorf("the log changed to %q", data)
+	}
+}
+
+// TestCreateRefusesALogThatAnotherRunHolds checks that a second run cannot
+// take a log while the first one writes it, and can once it is closed.
+func TestCreateRefusesALogThatAnotherRunHolds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.log")
+	first, err := Create(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Write(Entry{Seq: 1, Command: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, resume := range []bool{true, false} {
+		if w, err := Create(path, resume); !errors.Is(err, ErrLocked) {
+			if err == nil {
+				w.Close()
+			}
+			t.Errorf("Create(resume=%v) while another Writer holds the log: %v, want ErrLocked", resume, err)
+		}
+	}
+	// The refused runs changed nothing.
+	if data, _ := os.ReadFile(path); !strings.HasSuffix(string(data), "\tfirst\n") {
+		t.Errorf("log after the refused runs: %q", data)
+	}
+	first.Close()
+	second, err := Create(path, true)
+	if err != nil {
+		t.Fatalf("Create after the first Writer closed: %v", err)
+	}
+	second.Close()
 }
 
 func TestReadRejectsMalformedLinesByNumber(t *testing.T) {
