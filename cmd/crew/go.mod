@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/crewgo/crew v0.0.0-00010101000000-000000000000
 	github.com/crewgo/crew/metrics/prometheus v0.0.0-00010101000000-000000000000
+	github.com/crewgo/crew/queue/postgres v0.0.0-00010101000000-000000000000
 	github.com/crewgo/crew/queue/sqlite v0.0.0-00010101000000-000000000000
 	github.com/crewgo/crew/queue/sqs v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0
@@ -39,6 +40,10 @@ require (
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/pgx/v5 v5.13.0 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -49,7 +54,9 @@ require (
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
+	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
 	golang.org/x/tools v0.52.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	modernc.org/libc v1.79.0 // indirect
@@ -60,6 +67,7 @@ require (
 
 replace (
 	github.com/crewgo/crew => ../..
+	github.com/crewgo/crew/queue/postgres => ../../queue/postgres
 	github.com/crewgo/crew/metrics/prometheus => ../../metrics/prometheus
 	github.com/crewgo/crew/queue/sqlite => ../../queue/sqlite
 	github.com/crewgo/crew/queue/sqs => ../../queue/sqs
