@@ -36,6 +36,9 @@ type Spec struct {
 	Stdin *os.File
 	// Stdout and Stderr are the child's output files; nil means /dev/null.
 	Stdout, Stderr *os.File
+	// Guard, if set, ends the child's process group if this process ends
+	// while the child runs.
+	Guard *Guard
 }
 
 // LookPath resolves a command name the way a shell does: a name without a
@@ -64,7 +67,8 @@ var devNull = sync.OnceValues(func() (*os.File, error) {
 // Process is a started child and its process group, whose ID is the
 // child's PID.
 type Process struct {
-	proc *os.Process
+	proc  *os.Process
+	guard *Guard
 
 	input     *os.File   // write end of the stdin pipe, if Spec.Input was set
 	inputDone chan error // the writer's result
@@ -113,7 +117,18 @@ func Start(s Spec) (*Process, error) {
 		}
 		return nil, err
 	}
-	p := &Process{proc: proc}
+	p := &Process{proc: proc, guard: s.Guard}
+	if s.Guard != nil {
+		if err := s.Guard.add(proc.Pid); err != nil {
+			// An unguarded child could outlive us: it does not run.
+			_ = syscall.Kill(-proc.Pid, syscall.SIGKILL)
+			_, _ = proc.Wait()
+			if pw != nil {
+				pw.Close()
+			}
+			return nil, err
+		}
+	}
 	if pw != nil {
 		p.input = pw
 		p.inputDone = make(chan error, 1)
@@ -136,6 +151,9 @@ func (p *Process) PID() int { return p.proc.Pid }
 // exactly once.
 func (p *Process) Wait() (Exit, error) {
 	state, err := p.proc.Wait()
+	if p.guard != nil {
+		p.guard.remove(p.proc.Pid)
+	}
 	p.mu.Lock()
 	p.exited = true
 	if p.kill != nil && !p.groupAlive() {

@@ -13,7 +13,19 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain also plays the helper processes of the guard's tests: the
+// guardian, and an owner of guarded children that the tests kill.
+func TestMain(m *testing.M) {
+	switch os.Args[len(os.Args)-1] {
+	case guardianRole:
+		ServeGuard(os.Stdin)
+		os.Exit(0)
+	case ownerRole:
+		beOwner()
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // start runs sh -c script with its stdout on a pipe, and returns the
 // process and a reader of that output.

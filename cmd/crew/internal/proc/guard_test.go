@@ -1,0 +1,186 @@
+package proc
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The last argument that makes the test binary a helper process.
+const (
+	guardianRole = "crew-proc-test-guardian"
+	ownerRole    = "crew-proc-test-owner"
+)
+
+// startGuard starts the test binary as a guardian.
+func startGuard(t *testing.T) *Guard {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := StartGuard(exe, []string{exe, guardianRole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// beOwner starts a guardian and a guarded `sh -c 'sleep 30 & ...; wait'`,
+// prints the PIDs of the guardian, the shell and the sleep, one per line,
+// then waits to be killed.
+func beOwner() {
+	exe, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	g, err := StartGuard(exe, []string{exe, guardianRole})
+	if err != nil {
+		panic(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		panic(err)
+	}
+	p, err := Start(Spec{Path: "/bin/sh", Args: []string{"sh", "-c", "sleep 30 & echo $!; wait"}, Stdout: w, Guard: g})
+	if err != nil {
+		panic(err)
+	}
+	sleep, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%d\n%d\n%s", g.guardian.Pid, p.PID(), sleep)
+	select {}
+}
+
+// alive reports whether pid runs (a zombie does not).
+func alive(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return err == nil && !strings.Contains(string(stat), ") Z ")
+}
+
+// TestGuardEndsTheGroupsOfAKilledOwner kills, with SIGKILL, a process that
+// runs a guarded shell whose sleep is its grandchild: the shell, the sleep
+// and the guardian must all end within a few seconds.
+func TestGuardEndsTheGroupsOfAKilledOwner(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := exec.Command(exe, ownerRole)
+	out, err := owner.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(out)
+	var pids [3]int // guardian, shell, sleep
+	for i := range pids {
+		if pids[i], err = strconv.Atoi(readLine(t, br)); err != nil {
+			owner.Process.Kill()
+			owner.Wait()
+			t.Fatal(err)
+		}
+	}
+	if err := owner.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	owner.Wait()
+	for i, name := range []string{"guardian", "shell", "sleep"} {
+		if !waitDead(pids[i], 5*time.Second) {
+			t.Errorf("the %s (PID %d) outlived its owner by 5s", name, pids[i])
+			_ = syscall.Kill(pids[i], syscall.SIGKILL)
+		}
+	}
+}
+
+// waitDead polls until pid no longer runs, and reports whether it stopped
+// within d.
+func waitDead(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+func TestGuardCloseEndsRunningChildren(t *testing.T) {
+	g := startGuard(t)
+	p, out := startGuarded(t, g, `echo ready; sleep 30`)
+	readLine(t, out)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	exit, err := p.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exit.Signal != syscall.SIGTERM {
+		t.Errorf("guarded child ended with %+v, want SIGTERM", exit)
+	}
+}
+
+func TestGuardForgetsAChildOnceItExited(t *testing.T) {
+	g := startGuard(t)
+	defer g.Close()
+	// A command that leaves a process behind in its group: once the
+	// command has exited, the guard is not to end its group.
+	p, out := startGuarded(t, g, `sleep 30 & echo $!`)
+	left, err := strconv.Atoi(readLine(t, out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(left, syscall.SIGKILL)
+	if _, err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !alive(left) {
+		t.Error("the guard ended the group of a command that had exited")
+	}
+}
+
+func TestGuardedStartFailsOnceTheGuardIsClosed(t *testing.T) {
+	g := startGuard(t)
+	g.Close()
+	if p, err := Start(Spec{Path: "/bin/sh", Args: []string{"sh", "-c", "sleep 30"}, Guard: g}); err == nil {
+		p.Kill()
+		p.Wait()
+		t.Fatal("Start ran a child that nothing guards")
+	}
+}
+
+// startGuarded is start with a guard.
+func startGuarded(t *testing.T, g *Guard, script string) (*Process, *bufio.Reader) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Start(Spec{Path: "/bin/sh", Args: []string{"sh", "-c", script}, Stdout: w, Guard: g})
+	w.Close()
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return p, bufio.NewReader(r)
+}
