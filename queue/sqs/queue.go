@@ -88,12 +88,14 @@ func (q *Queue) Close() error {
 	return nil
 }
 
-// Receive long-polls SQS for up to max messages (at most 10), leased for
+// Receive long-polls SQS for up to max messages, leased for
 // lease rounded up to whole seconds: it waits until messages arrive, the
 // WaitTime passes (it then polls again), or ctx ends. SQS waits in whole
 // seconds: with less than one second left before ctx's deadline, Receive
 // polls once without waiting, then waits for the deadline. Each message's
-// Attempt is SQS's ApproximateReceiveCount.
+// Attempt is SQS's ApproximateReceiveCount. SQS returns at most ten
+// messages a request: for more, Receive makes one request per ten at once
+// (up to 100 messages).
 //
 // When ctx ends during a poll, Receive returns ctx's error at once and the
 // poll goes on in the background: what SQS hands it is released (made
@@ -105,7 +107,7 @@ func (q *Queue) Close() error {
 // messages are handled one at a time and in order: SQS does not hand out a
 // group's next message while one is leased.
 func (q *Queue) Receive(ctx context.Context, maxMsgs int, lease time.Duration) ([]*queue.Message, error) {
-	maxMsgs = min(max(maxMsgs, 1), maxBatch)
+	maxMsgs = min(max(maxMsgs, 1), maxParallel*maxBatch)
 	vis := visibility(lease)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -147,7 +149,7 @@ func (q *Queue) poll(ctx context.Context, maxMsgs int, vis time.Duration, wait t
 		defer q.polls.Done()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait+30*time.Second)
 		defer cancel()
-		msgs, err := q.receive(rctx, maxMsgs, vis, wait)
+		msgs, err := q.receiveParallel(rctx, maxMsgs, vis, wait)
 		mu.Lock()
 		defer mu.Unlock()
 		if abandoned {
@@ -170,6 +172,45 @@ func (q *Queue) poll(ctx context.Context, maxMsgs int, vis time.Duration, wait t
 		}
 		return nil, ctx.Err()
 	}
+}
+
+// maxParallel bounds the ReceiveMessage requests that one Receive makes at
+// once.
+const maxParallel = 10
+
+// receiveParallel receives up to maxMsgs messages with as many concurrent
+// ReceiveMessage requests as it takes at ten messages each: a consumer that
+// has room for more than ten messages need not wait for one round trip per
+// ten. It returns what every request got, with the errors of those that
+// failed.
+func (q *Queue) receiveParallel(ctx context.Context, maxMsgs int, vis, wait time.Duration) ([]*queue.Message, error) {
+	n := (maxMsgs + maxBatch - 1) / maxBatch
+	if n == 1 {
+		return q.receive(ctx, maxMsgs, vis, wait)
+	}
+	results := make([]pollResult, n)
+	var wg sync.WaitGroup
+	for i := range results {
+		size := min(maxBatch, maxMsgs-i*maxBatch)
+		wg.Go(func() { results[i].msgs, results[i].err = q.receive(ctx, size, vis, wait) })
+	}
+	wg.Wait()
+	var msgs []*queue.Message
+	var errs []error
+	seen := map[string]bool{}
+	for _, r := range results {
+		for _, m := range r.msgs {
+			// A message that two requests got (its lease ran out while
+			// they waited) is kept once; the other copy's receipt is
+			// stale anyway.
+			if !seen[m.ID] {
+				seen[m.ID] = true
+				msgs = append(msgs, m)
+			}
+		}
+		errs = append(errs, r.err)
+	}
+	return msgs, errors.Join(errs...)
 }
 
 // receive makes one ReceiveMessage request and converts its answer.

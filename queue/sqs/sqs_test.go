@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -189,4 +190,28 @@ func receiveAllWithin(t *testing.T, q *sqs.Queue, n int) []*queue.Message {
 		out = append(out, receiveWithin(t, q, n-len(out))...)
 	}
 	return out
+}
+
+// SQS returns at most ten messages a request: a Receive for more makes
+// several requests at once, and returns each message once.
+func TestReceiveOfMoreThanTenMessagesGetsThemAll(t *testing.T) {
+	q := newQueue(t)
+	bodies := make([][]byte, 30)
+	for i := range bodies {
+		bodies[i] = []byte(strconv.Itoa(i))
+	}
+	if _, err := q.PublishBatch(t.Context(), bodies); err != nil {
+		t.Fatal(err)
+	}
+	msgs := receiveWithin(t, q, 25)
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		seen[m.ID] = true
+	}
+	if len(msgs) != 25 || len(seen) != 25 {
+		t.Errorf("Receive(25) returned %d messages, %d distinct; want 25", len(msgs), len(seen))
+	}
+	if err := q.Ack(t.Context(), msgs...); err != nil {
+		t.Fatal(err)
+	}
 }
