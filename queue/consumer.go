@@ -91,7 +91,8 @@ type Consumer struct {
 	// message ready. Keep it small; the default is none.
 	Prefetch int
 	// Lease is how long a received message stays invisible to other
-	// consumers before it must be extended (DefaultLease if zero).
+	// consumers before it must be extended (DefaultLease if zero). A
+	// non-zero Lease below MinLease makes Run return an error at once.
 	Lease time.Duration
 	// MaxAttempts is how many deliveries a message gets before it is
 	// dead-lettered (DefaultMaxAttempts if zero; negative: never for a
@@ -235,6 +236,9 @@ type run struct {
 func (c *Consumer) Run(ctx context.Context) error {
 	if c.Source == nil || c.Handler == nil {
 		return errors.New("queue: Consumer needs a Source and a Handler")
+	}
+	if c.Lease != 0 && c.Lease < MinLease {
+		return fmt.Errorf("queue: Consumer.Lease %v is below MinLease (%v): the lease would end before it could be extended", c.Lease, MinLease)
 	}
 	r := &run{
 		c:           c,

@@ -740,3 +740,23 @@ func TestRunNeedsASourceAndAHandler(t *testing.T) {
 		t.Error("Run without Source and Handler returned nil")
 	}
 }
+
+func TestRunRejectsALeaseBelowMinLease(t *testing.T) {
+	h := func(context.Context, *queue.Message) error { return nil }
+	for _, lease := range []time.Duration{time.Millisecond, queue.MinLease - 1, -time.Second} {
+		q := memqueue.New()
+		publishN(t, q, 1)
+		c := &queue.Consumer{Source: q, Handler: h, Lease: lease, Logger: quiet}
+		// Run returns at once; without the check it would run until ctx
+		// ends and return nil.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := c.Run(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "below MinLease") {
+			t.Errorf("Lease %v: Run = %v, want an error naming MinLease", lease, err)
+		}
+		if got := q.Counts(); got.Ready != 1 {
+			t.Errorf("Lease %v: queue %+v, want the message untouched", lease, got)
+		}
+	}
+}
