@@ -51,7 +51,9 @@ func TestExitCodesTellUsageErrorsFromFailures(t *testing.T) {
 		want int
 	}{
 		{[]string{"--help"}, exitOK},
+		{[]string{"enqueue", "--queue", "sqlite://ok.db", "x"}, exitOK},
 		{[]string{"stats", "--queue", "sqlite://ok.db"}, exitOK},
+		{[]string{"stats", "--queue", "sqlite://missing.db"}, exitFailure},
 		{[]string{"run", "--", "true"}, exitOK},
 		{[]string{"stats", "--queue", "sqlite://garbage.db"}, exitFailure},
 		{[]string{"enqueue", "--queue", "sqlite://no/such/dir.db", "x"}, exitFailure},
