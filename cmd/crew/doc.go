@@ -45,6 +45,16 @@
 // that at once. For crew run, the first signal stops starting jobs and the
 // second stops the running ones the same way.
 //
+// Children never outlive crew. crew work and crew run start a small
+// guardian process, crew itself under a hidden argument, that holds one end
+// of a pipe whose other end only crew holds. However crew ends, a crash or
+// a SIGKILL included, the system closes its end; the guardian then sends
+// SIGTERM to the process group of every command still running, and SIGKILL
+// a second later to the groups still alive. This relies only on pipes and
+// process groups, so it works on Linux, macOS and the BSDs alike. A
+// command's group is forgotten once the command has exited: what it leaves
+// running in the background is its own.
+//
 // # Exit status
 //
 //	0  success: every job or message succeeded, or a drain completed

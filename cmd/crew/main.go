@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +17,7 @@ import (
 	_ "github.com/crewgo/crew/cmd/crew/internal/backend/pgqueue"     // postgres://, postgresql://
 	_ "github.com/crewgo/crew/cmd/crew/internal/backend/sqlitequeue" // sqlite://
 	_ "github.com/crewgo/crew/cmd/crew/internal/backend/sqsqueue"    // sqs://, sqs+http://
+	"github.com/crewgo/crew/cmd/crew/internal/proc"
 )
 
 func main() {
@@ -31,9 +34,17 @@ const (
 // defaultQueue is the queue used when neither --queue nor CREW_QUEUE names one.
 const defaultQueue = "sqlite://crew.db"
 
+// guardArg, as crew's only argument, makes crew the guardian of another
+// crew's children (see proc.Guard): a hidden entry point, not a command.
+const guardArg = "__crew_guard"
+
 // Main runs the crew command with args (without the program name) on the
 // process's standard files and signals, and returns the exit code.
 func Main(args []string) int {
+	if len(args) == 1 && args[0] == guardArg {
+		proc.ServeGuard(os.Stdin)
+		return exitOK
+	}
 	a := &app{
 		stdin:      os.Stdin,
 		stdout:     os.Stdout,
@@ -42,8 +53,30 @@ func Main(args []string) int {
 		environ:    os.Environ,
 		notify:     signal.Notify,
 		stopNotify: signal.Stop,
+		guard:      sync.OnceValues(startGuard),
 	}
 	return a.run(args)
+}
+
+// startGuard returns the guardian of the children, started on first use;
+// nil when the app runs them unguarded.
+func (a *app) startGuard() (*proc.Guard, error) {
+	if a.guard == nil {
+		return nil, nil
+	}
+	return a.guard()
+}
+
+// startGuard starts crew again as the guardian of this crew's children.
+func startGuard() (*proc.Guard, error) {
+	exe := "/proc/self/exe" // this very binary, even if its file was replaced
+	if runtime.GOOS != "linux" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	return proc.StartGuard(exe, []string{os.Args[0], guardArg})
 }
 
 // app is one invocation of the command, with the process's outside world
@@ -55,6 +88,9 @@ type app struct {
 	environ        func() []string
 	notify         func(c chan<- os.Signal, sig ...os.Signal)
 	stopNotify     func(c chan<- os.Signal)
+	// guard returns the guardian that ends the children if crew dies; nil
+	// runs them unguarded.
+	guard func() (*proc.Guard, error)
 
 	started bool // a command began to run: later errors are not usage errors
 }

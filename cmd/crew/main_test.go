@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,6 +67,7 @@ func TestScript(t *testing.T) {
 			"waitfile":   cmdWaitFile,
 			"httpget":    cmdHTTPGet,
 			"postserver": cmdPostServer,
+			"gone":       cmdGone,
 		},
 	})
 }
@@ -83,6 +85,37 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 			}
 			if time.Now().After(deadline) {
 				ts.Fatalf("waitfile: %s did not appear within 30s", name)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// gone PIDFILE... waits (up to 5 seconds) until the process whose ID each
+// file holds has ended; a zombie has ended. A process still running then
+// fails the script, and is killed.
+func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: gone pidfile...")
+	}
+	pids := make([]int, len(args))
+	for i, name := range args {
+		pid, err := strconv.Atoi(strings.TrimSpace(ts.ReadFile(name)))
+		ts.Check(err)
+		pids[i] = pid
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for i, pid := range pids {
+		for {
+			stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			if err != nil || strings.Contains(string(stat), ") Z ") {
+				break
+			}
+			if time.Now().After(deadline) {
+				for _, pid := range pids {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+				ts.Fatalf("gone: process %d (%s) still runs after 5s: %s", pid, args[i], stat)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}

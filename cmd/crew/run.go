@@ -41,7 +41,9 @@ per failed job as it fails.
 
 The first SIGINT or SIGTERM (Ctrl-C) stops starting jobs; running jobs
 finish, and are recorded. A second one sends SIGTERM to the running jobs'
-process groups, and SIGKILL after --kill-after.
+process groups, and SIGKILL after --kill-after. If crew itself dies, even
+by SIGKILL, a small guardian process ends the running jobs' process groups
+(SIGTERM, then SIGKILL a second later), on Linux and other Unix systems.
 
 --joblog records every finished job in GNU parallel's tab-separated format:
 Seq (the input line number), Host, Starttime, JobRuntime, Send, Receive,
@@ -104,6 +106,9 @@ run was stopped early, 2 for a wrong command line.`,
 		}
 		cfg.Command = args
 		cfg.Stdout, cfg.Stderr = a.stdout, a.stderr
+		if cfg.Guard, err = a.startGuard(); err != nil {
+			return err
+		}
 
 		if joblogPath != "" {
 			w, err := joblog.Create(joblogPath, resume)

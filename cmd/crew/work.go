@@ -66,7 +66,11 @@ after the signal, the commands still running get SIGTERM, SIGKILL after
 --kill-after, and their messages are given back to the queue for another
 delivery; crew then exits 1. A second signal does the same at once. Commands
 run in process groups of their own, so a terminal's Ctrl-C reaches crew
-alone.
+alone. If crew itself dies, even by SIGKILL, a small guardian process that
+it starts ends the process groups of the commands still running (SIGTERM,
+then SIGKILL a second later), so that no command runs on unseen while its
+message is delivered again; this works on Linux and other Unix systems.
+What a command leaves running in the background after it exits is its own.
 
 --exit-when-empty exits 0 once crew holds no message and the queue has no
 ready, leased or delayed message: it waits for messages leased by other
@@ -126,8 +130,12 @@ dead-lettered, released, lease-lost) and a status line every --status-every.`,
 			if err != nil {
 				return usageError{err}
 			}
+			guard, err := a.startGuard()
+			if err != nil {
+				return err
+			}
 			handler = (&commandHandler{
-				path: path, args: args, env: a.environ(),
+				path: path, args: args, env: a.environ(), guard: guard,
 				killAfter: c.killAfter, stdout: a.stdout, stderr: a.stderr,
 			}).handle
 		}
@@ -365,13 +373,14 @@ type commandHandler struct {
 	env            []string
 	killAfter      time.Duration
 	stdout, stderr *os.File
+	guard          *proc.Guard
 }
 
 func (h *commandHandler) handle(ctx context.Context, m *queue.Message) error {
 	env := append(h.env[:len(h.env):len(h.env)],
 		"CREW_MESSAGE_ID="+m.ID, "CREW_ATTEMPT="+strconv.Itoa(m.Attempt))
 	env = withTraceEnv(env, m)
-	p, err := proc.Start(proc.Spec{Path: h.path, Args: h.args, Env: env, Input: m.Body, Stdout: h.stdout, Stderr: h.stderr})
+	p, err := proc.Start(proc.Spec{Path: h.path, Args: h.args, Env: env, Input: m.Body, Stdout: h.stdout, Stderr: h.stderr, Guard: h.guard})
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,9 @@ type Config struct {
 	// Progress, if set, is told about every line read and every job
 	// finished.
 	Progress Progress
+	// Guard, if set, ends the running jobs' process groups if this process
+	// ends before them.
+	Guard *proc.Guard
 }
 
 // Progress follows a run: Add for every job read from the input, Done for
@@ -317,7 +320,7 @@ func (r *Runner) attempt(argv []string) (proc.Exit, error) {
 			return proc.Exit{Code: 127}, err
 		}
 	}
-	p, err := proc.Start(proc.Spec{Path: path, Args: argv, Stdout: r.cfg.Stdout, Stderr: r.cfg.Stderr})
+	p, err := proc.Start(proc.Spec{Path: path, Args: argv, Stdout: r.cfg.Stdout, Stderr: r.cfg.Stderr, Guard: r.cfg.Guard})
 	if err != nil {
 		return proc.Exit{Code: 127}, err
 	}
