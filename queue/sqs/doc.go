@@ -60,6 +60,17 @@
 // order, and a failing message holds its group back until it succeeds or is
 // dead-lettered.
 //
+// # Requests and throughput
+//
+// SQS bills every request and returns at most ten messages to one. A
+// consumer receives for its free handler slots, so with quick handlers and
+// no queue.Consumer Prefetch it often asks for a few messages at a time.
+// With a Prefetch of a few tens, each Receive asks for more than ten, and
+// the Queue makes one request per ten at once: about 0.2 requests per
+// message (a receive and a batched delete per ten) and several round trips
+// in flight. The benchmarks module measures both against a hand-written
+// consumer.
+//
 // A queue that does not exist, and credentials or permissions that SQS
 // refuses, are errors wrapping crew.ErrPermanent: a Consumer stops on them
 // instead of retrying. Everything else (throttling, a network failure) is

@@ -18,8 +18,10 @@
 // The emulator is close to SQS but not identical: it counts a
 // ChangeMessageVisibility as a receive in ApproximateReceiveCount, does
 // not hold back a FIFO group's later messages, and answers a long poll
-// early only once MaxNumberOfMessages messages are ready. Tests should not
-// depend on either behaviour.
+// early only once MaxNumberOfMessages messages are ready (so tests should
+// use short long polls), and it drops what a long poll would get when the
+// client hangs up, where SQS hands it over. Tests should not depend on any
+// of these.
 package sqstest
 
 import (
