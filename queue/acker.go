@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/crewgo/crew/backoff"
@@ -10,13 +11,22 @@ import (
 
 // acker sends acknowledgements in batches: up to size at once, each waiting
 // at most delay for others to join it. Failed batches are retried a few
-// times; a message whose ack is finally lost will be delivered again.
+// times; a message whose ack is finally lost will be delivered again. Each
+// message's outcome is reported once its batch is settled: a success only
+// once the acknowledgement committed, since a crash before then delivers
+// the message again.
 type acker struct {
 	r       *run
 	size    int
 	delay   time.Duration
-	pending chan *Message
+	pending chan handled
 	done    chan struct{}
+}
+
+// handled is a message whose handler succeeded, waiting for its ack.
+type handled struct {
+	m       *Message
+	elapsed time.Duration
 }
 
 func newAcker(r *run, size int, delay time.Duration) *acker {
@@ -26,12 +36,12 @@ func newAcker(r *run, size int, delay time.Duration) *acker {
 	if delay <= 0 {
 		delay = DefaultAckDelay
 	}
-	a := &acker{r: r, size: size, delay: delay, pending: make(chan *Message, size), done: make(chan struct{})}
+	a := &acker{r: r, size: size, delay: delay, pending: make(chan handled, size), done: make(chan struct{})}
 	go a.loop()
 	return a
 }
 
-func (a *acker) add(m *Message) { a.pending <- m }
+func (a *acker) add(m *Message, elapsed time.Duration) { a.pending <- handled{m, elapsed} }
 
 // close flushes what is pending and waits for the acker to stop.
 func (a *acker) close() {
@@ -41,11 +51,11 @@ func (a *acker) close() {
 
 func (a *acker) loop() {
 	defer close(a.done)
-	batch := make([]*Message, 0, a.size)
+	batch := make([]handled, 0, a.size)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		var m *Message
+		var m handled
 		var ok bool
 		if len(batch) == 0 {
 			m, ok = <-a.pending
@@ -79,14 +89,23 @@ func (a *acker) loop() {
 // ackAttempts is how often a batch is tried before its failure is logged.
 const ackAttempts = 4
 
-func (a *acker) send(batch []*Message) {
+// send acknowledges batch, retrying a transient failure, and reports each
+// message: Succeeded once the ack committed, else LeaseLost. A Source's
+// Ack does not say which message of a batch lost its lease, so a failed
+// batch counts for each of its messages: success is never claimed for a
+// message that may be delivered again.
+func (a *acker) send(batch []handled) {
 	r := a.r
+	msgs := make([]*Message, len(batch))
+	for i, h := range batch {
+		msgs[i] = h.m
+	}
 	var err error
 	for attempt := 1; attempt <= ackAttempts; attempt++ {
 		ctx, cancel := context.WithTimeout(r.ops, r.lease/3)
-		err = r.c.Source.Ack(ctx, batch...)
+		err = r.c.Source.Ack(ctx, msgs...)
 		cancel()
-		if err == nil || errors.Is(err, ErrLeaseLost) {
+		if err == nil || errors.Is(err, ErrLeaseLost) || permanent(err) {
 			break
 		}
 		if attempt < ackAttempts {
@@ -95,5 +114,18 @@ func (a *acker) send(batch []*Message) {
 	}
 	if err != nil {
 		r.log.Warn("queue: ack failed; the messages will be delivered again", "messages", len(batch), "err", err)
+		if permanent(err) {
+			r.fail(fmt.Errorf("queue: ack: %w", err))
+		}
+		err = fmt.Errorf("queue: ack failed: %w", err)
+	}
+	for _, h := range batch {
+		if err != nil {
+			r.c.lost.Add(1)
+			r.report(Result{Message: h.m, Outcome: LeaseLost, Err: err, Elapsed: h.elapsed})
+			continue
+		}
+		r.c.succeeded.Add(1)
+		r.report(Result{Message: h.m, Outcome: Succeeded, Elapsed: h.elapsed})
 	}
 }

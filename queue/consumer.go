@@ -121,8 +121,12 @@ type Consumer struct {
 	// slog.Default() if nil.
 	Logger *slog.Logger
 	// OnResult, if set, is called once for every message the consumer
-	// finishes with, from the goroutine that handled it, instead of the
-	// consumer logging the outcome itself. Calls may be concurrent.
+	// finishes with, instead of the consumer logging the outcome itself:
+	// from the goroutine that handled it, except that a handler's success
+	// is reported from the goroutine that sends acknowledgements, once the
+	// acknowledgement committed (keep OnResult quick: acknowledgements wait
+	// for it). Calls may be concurrent. Every call happens before Run
+	// returns.
 	OnResult func(Result)
 
 	received, held, running, succeeded, retried, dead, released, lost atomic.Int64
@@ -141,7 +145,8 @@ type Result struct {
 type Outcome int
 
 const (
-	// Succeeded: the handler returned nil and the message was acknowledged.
+	// Succeeded: the handler returned nil and the message's
+	// acknowledgement committed: it will not be delivered again.
 	Succeeded Outcome = iota + 1
 	// Retried: the handler failed; the message will be delivered again.
 	Retried
@@ -152,7 +157,9 @@ const (
 	// the message was made ready again at once.
 	Released
 	// LeaseLost: the lease could not be kept, so the message belongs to
-	// another delivery now; the handler's context was cancelled.
+	// another delivery now; the handler's context was cancelled. Also a
+	// message whose handler succeeded but whose acknowledgement failed
+	// (for a failed batch, each message of it): it may be delivered again.
 	LeaseLost
 )
 
@@ -178,11 +185,11 @@ type Stats struct {
 	Received     int64 // messages received
 	Held         int64 // messages received and not yet settled (running, or waiting for a slot)
 	Running      int64 // handlers running now
-	Succeeded    int64 // messages handled and acknowledged
+	Succeeded    int64 // messages handled and acknowledged (the acknowledgement committed)
 	Retried      int64 // failures that will be retried
 	DeadLettered int64 // messages dead-lettered
 	Released     int64 // messages given back unfinished at a stop, or returned by a failing Receive
-	LeaseLost    int64 // messages whose lease was lost while held
+	LeaseLost    int64 // messages whose lease was lost while held, or whose acknowledgement failed
 }
 
 // Stats returns the consumer's counters. It is safe to call at any time.
@@ -223,16 +230,23 @@ type run struct {
 	batches    chan []*delivery
 	dispatched chan struct{} // closed when the dispatcher has returned
 
+	stopReceiving context.CancelCauseFunc // ends the receive loop early, on a permanent failure
+
 	mu       sync.Mutex
 	gaveBack []string // IDs released at the drain deadline
+	failure  error    // the first permanent failure of the Source
 }
 
 // Run receives and handles messages until ctx ends, then drains as the
 // Consumer's documentation describes. It returns nil after a complete drain,
 // a *DrainError if messages had to be released at the drain deadline, and an
-// error at once if Source or Handler is nil or if Receive fails with an error
-// wrapping crew.ErrPermanent. Other Receive errors are logged and retried
-// with backoff.
+// error at once if Source or Handler is nil or Lease is below MinLease.
+//
+// A Source error that wraps crew.ErrPermanent, from Receive, Ack, Nack,
+// Extend or DeadLetter, stops the consumer as the end of ctx would: it stops
+// receiving, releases the messages it holds but has not started, lets
+// running handlers drain, and then Run returns the first such error. Other
+// Source errors are logged and retried with backoff.
 func (c *Consumer) Run(ctx context.Context) error {
 	if c.Source == nil || c.Handler == nil {
 		return errors.New("queue: Consumer needs a Source and a Handler")
@@ -270,7 +284,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	r.pool = pool.New(r.concurrency, pool.Queue(0), pool.WithContext(r.ops))
 	r.acks = newAcker(r, c.AckBatch, c.AckDelay)
 
-	err := r.receive(ctx)
+	rctx, stopReceiving := context.WithCancelCause(ctx)
+	defer stopReceiving(nil)
+	r.stopReceiving = stopReceiving
+	r.receive(rctx)
 
 	// Stop: nothing more is received; running handlers drain until the
 	// deadline, then are cancelled.
@@ -293,21 +310,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 	_ = r.pool.Wait()
 	r.acks.close()
 
-	if err != nil {
-		return err
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failure != nil {
+		return r.failure
+	}
 	if len(r.gaveBack) > 0 {
 		return &DrainError{Released: r.gaveBack}
 	}
 	return nil
 }
 
-// receive runs the receive loop until ctx ends, and returns once every
-// message it received has been started or released. It returns an error
-// only for a permanent Receive failure.
-func (r *run) receive(ctx context.Context) error {
+// receive runs the receive loop until ctx ends, or Receive fails
+// permanently, and returns once every message it received has been started
+// or released.
+func (r *run) receive(ctx context.Context) {
 	capacity := r.concurrency + r.prefetch
 	// Held messages are at most capacity, so the batches never fill the
 	// channel.
@@ -363,10 +380,12 @@ func (r *run) receive(ctx context.Context) error {
 				r.release(msgs, ErrStopping)
 				break
 			}
-			r.release(msgs, err)
-			if errors.Is(err, work.ErrPermanent) {
-				return fmt.Errorf("queue: receive: %w", err)
+			if permanent(err) {
+				r.fail(fmt.Errorf("queue: receive: %w", err))
+				r.release(msgs, err)
+				return
 			}
+			r.release(msgs, err)
 			failures++
 			wait := backoff.FullJitter(backoff.Exponential(100*time.Millisecond, 10*time.Second))(failures)
 			r.log.Warn("queue: receive failed; retrying", "err", err, "retry_in", wait)
@@ -386,7 +405,6 @@ func (r *run) receive(ctx context.Context) error {
 			r.batches <- deliveries
 		}
 	}
-	return nil
 }
 
 // dispatch starts each received message's handler as a slot frees up, in
@@ -423,13 +441,41 @@ func (r *run) hold(n int) {
 // why.
 func (r *run) releaseHeld(msgs []*Message, why error) {
 	for _, m := range msgs {
-		if err := r.c.Source.Nack(r.ops, m, 0); err != nil && !errors.Is(err, ErrLeaseLost) {
-			r.log.Warn("queue: release failed", "id", m.ID, "err", err)
-		}
+		r.nack(m, 0, "release")
 		r.c.released.Add(1)
 		r.report(Result{Message: m, Outcome: Released, Err: why})
 		r.finish()
 	}
+}
+
+// nack gives m back to the Source after delay; op names the step for the
+// log. A lost lease needs no giving back; any other failure is logged, and
+// a permanent one stops the consumer.
+func (r *run) nack(m *Message, delay time.Duration, op string) {
+	err := r.c.Source.Nack(r.ops, m, delay)
+	if err == nil || errors.Is(err, ErrLeaseLost) {
+		return
+	}
+	r.log.Warn("queue: "+op+" failed", "id", m.ID, "err", err)
+	if permanent(err) {
+		r.fail(fmt.Errorf("queue: %s message %s: %w", op, m.ID, err))
+	}
+}
+
+// permanent reports whether a Source's error will never clear, by the
+// convention every Source follows: it wraps crew.ErrPermanent.
+func permanent(err error) bool { return errors.Is(err, work.ErrPermanent) }
+
+// fail stops the consumer for an error of the Source that will never
+// clear: the receive loop ends, what is held but not started is released,
+// running handlers drain, and Run returns the first such error.
+func (r *run) fail(err error) {
+	r.mu.Lock()
+	if r.failure == nil {
+		r.failure = err
+	}
+	r.mu.Unlock()
+	r.stopReceiving(err)
 }
 
 // receiveLinger is how long the consumer waits for more of its handler slots

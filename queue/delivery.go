@@ -61,15 +61,11 @@ func (d *delivery) handle(ctx context.Context) error {
 	case lost != nil:
 		d.lostLease(elapsed)
 	case err == nil:
-		r.acks.add(m)
-		r.c.succeeded.Add(1)
-		r.report(Result{Message: m, Outcome: Succeeded, Elapsed: elapsed})
+		r.acks.add(m, elapsed) // reports the outcome once the ack is settled
 	case errors.Is(context.Cause(ctx), ErrDrainTimeout):
 		// Cancelled at the drain deadline: give it back for another try
 		// that this one does not count against.
-		if nerr := r.c.Source.Nack(r.ops, m, 0); nerr != nil && !errors.Is(nerr, ErrLeaseLost) {
-			r.log.Warn("queue: release failed", "id", m.ID, "err", nerr)
-		}
+		r.nack(m, 0, "release")
 		r.mu.Lock()
 		r.gaveBack = append(r.gaveBack, m.ID)
 		r.mu.Unlock()
@@ -79,10 +75,9 @@ func (d *delivery) handle(ctx context.Context) error {
 		d.deadLetter(err, elapsed)
 	default:
 		delay := max(r.retry(m.Attempt), 0)
-		if nerr := r.c.Source.Nack(r.ops, m, delay); nerr != nil {
-			// The lease will expire and the message come back anyway.
-			r.log.Warn("queue: nack failed", "id", m.ID, "err", nerr)
-		}
+		// If the nack fails, the lease will expire and the message come
+		// back anyway.
+		r.nack(m, delay, "nack")
 		r.c.retried.Add(1)
 		r.report(Result{Message: m, Outcome: Retried, Err: err, Elapsed: elapsed, Delay: delay})
 	}
@@ -93,6 +88,9 @@ func (d *delivery) deadLetter(reason error, elapsed time.Duration) {
 	r, m := d.r, d.m
 	if err := r.c.Source.DeadLetter(r.ops, m, reason); err != nil {
 		r.log.Error("queue: dead-letter failed", "id", m.ID, "err", err)
+		if permanent(err) {
+			r.fail(fmt.Errorf("queue: dead-letter message %s: %w", m.ID, err))
+		}
 	}
 	r.c.dead.Add(1)
 	r.report(Result{Message: m, Outcome: DeadLettered, Err: reason, Elapsed: elapsed})
@@ -151,7 +149,9 @@ func (h *heartbeat) extend() {
 		return
 	}
 	retry := h.every / 4
-	if !errors.Is(err, ErrLeaseLost) && time.Until(h.deadline) > 2*retry {
+	if permanent(err) {
+		h.r.fail(fmt.Errorf("queue: extend message %s: %w", h.m.ID, err))
+	} else if !errors.Is(err, ErrLeaseLost) && time.Until(h.deadline) > 2*retry {
 		h.r.log.Warn("queue: lease extension failed; retrying", "id", h.m.ID, "err", err)
 		h.timer.Reset(retry)
 		return

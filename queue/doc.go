@@ -61,4 +61,19 @@
 // github.com/crewgo/crew/queue/sqlite implements it as an embedded durable
 // queue. Package queuetest checks any implementation against the
 // semantics the consumer relies on.
+//
+// # Errors that never clear
+//
+// A Source says that an error will never clear, such as a corrupt or
+// read-only file, a full disk or bad credentials, by wrapping
+// crew.ErrPermanent in it. The consumer then stops as if its context had
+// ended, releasing what it holds and draining what runs, and Run returns
+// that error, so that a worker exits with a message that names the store
+// and the cause instead of retrying for ever. Any other error of the Source
+// is retried with backoff, so a busy database or a network blip costs a
+// delay, not a message.
+//
+// Success is reported (in Stats, the log and OnResult) only once the
+// message's acknowledgement has committed; a message whose acknowledgement
+// failed is reported as LeaseLost, since it may be delivered again.
 package queue

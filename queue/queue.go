@@ -30,6 +30,14 @@ type Message struct {
 // for concurrent use. Package memqueue and the module queue/sqlite implement
 // it, and package queuetest checks an implementation against the semantics
 // below.
+//
+// A Source tells an error that will never clear from one that may: a
+// corrupt or read-only store, a full disk, bad credentials, a queue that
+// does not exist are returned wrapping crew.ErrPermanent (errors.Is(err,
+// crew.ErrPermanent)), with a message that names the store and the cause.
+// A Consumer stops on such an error from any method, releases what it
+// holds, and returns it from Run. Every other error (a busy database, a
+// network blip, a timeout) is taken as transient and retried.
 type Source interface {
 	// Receive waits until at least one message is ready, or ctx ends, and
 	// returns up to max ready messages, each leased for lease: invisible to
