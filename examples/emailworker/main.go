@@ -1,7 +1,7 @@
-// Command emailworker is an e-mail worker that must survive deploys: a queue
-// consumer whose jobs take a long time, deployed on Kubernetes. On SIGTERM it stops
-// receiving, gives back the messages it holds but has not started, lets the
-// jobs in flight finish (their leases keep being extended), and exits 0
+// Command emailworker is an e-mail worker that must survive deploys: a
+// queue consumer whose jobs take a long time, deployed on Kubernetes. On
+// SIGTERM it stops receiving, gives back the messages it holds but has not
+// started, lets the jobs in flight finish (their leases keep being extended), and exits 0
 // without losing or repeating a message. A health server reports not ready
 // from the first signal on.
 //
