@@ -1,9 +1,9 @@
 // Command emailworker is an e-mail worker that must survive deploys: a
 // queue consumer whose jobs take a long time, deployed on Kubernetes. On
 // SIGTERM it stops receiving, gives back the messages it holds but has not
-// started, lets the jobs in flight finish (their leases keep being extended), and exits 0
-// without losing or repeating a message. A health server reports not ready
-// from the first signal on.
+// started, lets the jobs in flight finish (their leases keep being
+// extended), and exits 0 without losing or repeating a message. A health
+// server reports not ready from the first signal on.
 //
 // The queue is an SQLite file on this machine, or an Amazon SQS queue when
 // -queue is an SQS URL (credentials and region from the AWS environment):
