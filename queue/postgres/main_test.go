@@ -33,6 +33,8 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// The examples read the server's address where a program would.
+	os.Setenv("DATABASE_URL", srv.URL())
 	code := m.Run()
 	if err := srv.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

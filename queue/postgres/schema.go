@@ -39,10 +39,9 @@ var migrations = []string{
 		attempts    integer     NOT NULL DEFAULT 0,     -- deliveries so far
 		body        bytea       NOT NULL,
 		attributes  jsonb,                              -- a JSON object of strings, or NULL
-		created_at  timestamptz NOT NULL DEFAULT now(),
 		dead_at     timestamptz,
 		dead_reason text
-	) WITH (fillfactor = 80); -- room on each page for the updates of leases
+	) WITH (fillfactor = 90); -- room on each page for the updates of leases
 	CREATE INDEX messages_ready ON {schema}.messages (queue, priority DESC, id) WHERE state = 0;
 	CREATE INDEX messages_dead ON {schema}.messages (queue, dead_at, id) WHERE state = 2;`,
 }
@@ -120,14 +119,15 @@ func newStatements(schema string) statements {
 		notify: `SELECT pg_notify($1, $2)`,
 		// $2 max, $3 lease, $4 receipt. The subquery locks the rows, in
 		// the order they are taken, skipping those that other receivers
-		// are leasing; the update leases them.
+		// are leasing; the update leases them, finding them by their
+		// primary key (joined with the subquery instead, the generic plan
+		// that PostgreSQL settles on reads the whole table).
 		receive: `UPDATE ` + t + ` m SET ready_at = now() + $3::bigint` + us + `, receipt = $4, attempts = m.attempts + 1
-			FROM (SELECT id FROM ` + t + `
+			FROM (SELECT ` + async + `) AS async
+			WHERE m.id = ANY (ARRAY (SELECT id FROM ` + t + `
 				WHERE queue = $1 AND state = 0 AND ready_at <= now()
 				ORDER BY priority DESC, id LIMIT $2
-				FOR UPDATE SKIP LOCKED) AS p,
-				(SELECT ` + async + `) AS async
-			WHERE m.id = p.id
+				FOR UPDATE SKIP LOCKED))
 			RETURNING m.id, m.priority, m.attempts, m.body, m.attributes`,
 		// Settling statements: the fence is id and receipt. $1 ids and
 		// $2 receipts (arrays) for ack, else $1 id and $2 receipt.
