@@ -128,6 +128,13 @@ type DB struct {
 // exist, if the file cannot be opened or is not a SQLite database, or if it
 // was written by a newer version of this package (its schema version is
 // higher than this package knows).
+//
+// Failures that retrying will not clear (a corrupt file, a file that is not
+// a database, a read-only file or directory, a full disk), from Open and
+// from every operation of the DB and its queues, name the file and wrap
+// crew.ErrPermanent as well as SQLite's error: a queue.Consumer stops on
+// them instead of retrying. A file busy with another process's write is not
+// such a failure.
 func Open(path string, opts ...Option) (*DB, error) {
 	o := options{synchronous: "FULL", busyTimeout: DefaultBusyTimeout, pollInterval: DefaultPollInterval}
 	for _, opt := range opts {
@@ -160,7 +167,7 @@ func Open(path string, opts ...Option) (*DB, error) {
 		}
 		_ = db.closeHandles()
 		if !busy(err) || time.Now().Add(wait).After(deadline) {
-			return nil, fmt.Errorf("sqlite: Open(%q): %w", path, err)
+			return nil, fmt.Errorf("sqlite: Open(%q): %w", path, db.classify(err))
 		}
 		time.Sleep(wait)
 	}
@@ -172,16 +179,22 @@ func Open(path string, opts ...Option) (*DB, error) {
 func checkExists(abs string, mustExist bool) error {
 	dir := filepath.Dir(abs)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("directory %s does not exist: %w", dir, fs.ErrNotExist)
+		return notExistError("directory " + dir + " does not exist")
 	}
 	if !mustExist {
 		return nil
 	}
 	if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("queue file %s does not exist: %w", abs, fs.ErrNotExist)
+		return notExistError("queue file " + abs + " does not exist")
 	}
 	return nil
 }
+
+// notExistError is fs.ErrNotExist with a message that says what is missing.
+type notExistError string
+
+func (e notExistError) Error() string { return string(e) }
+func (e notExistError) Unwrap() error { return fs.ErrNotExist }
 
 // busy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED.
 func busy(err error) bool {
@@ -370,5 +383,42 @@ func (db *DB) wrap(err error, op string) error {
 	if db.isClosed() {
 		err = ErrClosed
 	}
-	return fmt.Errorf("sqlite: %s: %w", op, err)
+	return fmt.Errorf("sqlite: %s: %w", op, db.classify(err))
 }
+
+// classify returns err as it is, or, for a failure that retrying will not
+// clear, as an error that names the file and wraps crew.ErrPermanent too.
+func (db *DB) classify(err error) error {
+	if !permanent(err) {
+		return err
+	}
+	return &permanentError{path: db.path, err: err}
+}
+
+// permanent reports whether err is a SQLite failure that retrying will not
+// clear: a corrupt file, a file that is not a database, one that cannot be
+// written or opened, or a full disk. Busy and locked files, and I/O errors
+// (which a network file system may recover from), are not.
+func permanent(err error) bool {
+	var e *msqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() & 0xff { // the primary result code
+	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_READONLY,
+		sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL:
+		return true
+	}
+	return false
+}
+
+// permanentError is a failure of the file at path that retrying will not
+// clear. It wraps the SQLite error and crew.ErrPermanent, so that a
+// queue.Consumer stops on it instead of retrying for ever.
+type permanentError struct {
+	path string
+	err  error
+}
+
+func (e *permanentError) Error() string   { return e.path + ": " + e.err.Error() }
+func (e *permanentError) Unwrap() []error { return []error{e.err, crew.ErrPermanent} }

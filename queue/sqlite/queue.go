@@ -188,7 +188,7 @@ func (q *Queue) wrap(err error, op string) error {
 	if q.db.isClosed() {
 		err = ErrClosed
 	}
-	return fmt.Errorf("sqlite: queue %q: %s: %w", q.name, op, err)
+	return fmt.Errorf("sqlite: queue %q: %s: %w", q.name, op, q.db.classify(err))
 }
 
 // watch returns a channel that is closed at the next notify.
