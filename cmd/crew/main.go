@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -53,30 +52,22 @@ func Main(args []string) int {
 		environ:    os.Environ,
 		notify:     signal.Notify,
 		stopNotify: signal.Stop,
-		guard:      sync.OnceValues(startGuard),
+		guard:      newGuard(),
 	}
 	return a.run(args)
 }
 
-// startGuard returns the guardian of the children, started on first use;
-// nil when the app runs them unguarded.
-func (a *app) startGuard() (*proc.Guard, error) {
-	if a.guard == nil {
-		return nil, nil
-	}
-	return a.guard()
-}
-
-// startGuard starts crew again as the guardian of this crew's children.
-func startGuard() (*proc.Guard, error) {
+// newGuard returns the guard of this crew's children: crew itself, run
+// again with guardArg when the first child starts.
+func newGuard() *proc.Guard {
 	exe := "/proc/self/exe" // this very binary, even if its file was replaced
 	if runtime.GOOS != "linux" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
-			return nil, err
+			exe = os.Args[0]
 		}
 	}
-	return proc.StartGuard(exe, []string{os.Args[0], guardArg})
+	return proc.NewGuard(exe, []string{os.Args[0], guardArg})
 }
 
 // app is one invocation of the command, with the process's outside world
@@ -88,9 +79,8 @@ type app struct {
 	environ        func() []string
 	notify         func(c chan<- os.Signal, sig ...os.Signal)
 	stopNotify     func(c chan<- os.Signal)
-	// guard returns the guardian that ends the children if crew dies; nil
-	// runs them unguarded.
-	guard func() (*proc.Guard, error)
+	// guard ends the children if crew dies; nil runs them unguarded.
+	guard *proc.Guard
 
 	started bool // a command began to run: later errors are not usage errors
 }

@@ -153,8 +153,10 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // postserver VAR FILE starts an HTTP server for the rest of the script and
-// sets $VAR to its URL. It appends "ATTEMPT BODY" to FILE for every POST,
-// and answers 500 to bodies that start with "fail", 200 to the others.
+// sets $VAR to its URL. It appends "METHOD ATTEMPT BODY" to FILE for every
+// request, and answers 500 to bodies that start with "fail", 200 to the
+// others; except that a body "redirect-CODE" is redirected with CODE to
+// another path, where the request is recorded as "LANDED METHOD BODY".
 func cmdPostServer(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: postserver VAR FILE")
@@ -165,10 +167,22 @@ func cmdPostServer(ts *testscript.TestScript, neg bool, args []string) {
 	var mu sync.Mutex
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if code, ok := strings.CutPrefix(string(body), "redirect-"); ok && r.URL.Path != "/landed" {
+			status, err := strconv.Atoi(code)
+			if err != nil {
+				status = http.StatusBadRequest
+			}
+			http.Redirect(w, r, "/landed", status)
+			return
+		}
+		line := fmt.Sprintf("%s %s %s\n", r.Method, r.Header.Get("X-Crew-Attempt"), body)
+		if r.URL.Path == "/landed" {
+			line = fmt.Sprintf("LANDED %s %s\n", r.Method, body)
+		}
 		mu.Lock()
 		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err == nil {
-			fmt.Fprintf(f, "%s %s %s\n", r.Method, r.Header.Get("X-Crew-Attempt"), body)
+			io.WriteString(f, line)
 			f.Close()
 		}
 		mu.Unlock()

@@ -106,9 +106,7 @@ run was stopped early, 2 for a wrong command line.`,
 		}
 		cfg.Command = args
 		cfg.Stdout, cfg.Stderr = a.stdout, a.stderr
-		if cfg.Guard, err = a.startGuard(); err != nil {
-			return err
-		}
+		cfg.Guard = a.guard
 
 		if joblogPath != "" {
 			w, err := joblog.Create(joblogPath, resume)

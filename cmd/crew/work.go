@@ -50,7 +50,10 @@ at once, with the message's body on CMD's standard input and, in CMD's
 environment, crew's own plus CREW_MESSAGE_ID and CREW_ATTEMPT. CMD runs
 directly, not through a shell (write sh -c '...' for one); its output goes
 straight to crew's. With --post URL instead of CMD, each body is POSTed to
-URL, with the headers X-Crew-Message-Id and X-Crew-Attempt.
+URL, with the headers X-Crew-Message-Id and X-Crew-Attempt. A redirect is
+followed only when it is a 307 or 308, which repeat the POST with its body;
+any other 3xx (301, 302, 303...) would turn it into a GET without the body,
+so it is a failure like a 5xx.
 
 Exit status 0 (or a 2xx response) acknowledges the message: it is deleted.
 Anything else makes it ready again after a backoff that starts at
@@ -59,6 +62,22 @@ attempt, even one whose worker was killed, and after --max-attempts the
 message becomes a dead letter (see crew dead). While CMD runs, the message's
 lease is extended every third of --lease, so CMD may run far longer than the
 lease; if crew itself dies, the message comes back when the lease ends.
+
+Delivery is at least once: a message is deleted only once its success has
+been committed to the queue, so a handler can run twice for one message.
+That happens when crew is killed (or its machine fails) after CMD finished
+but before the acknowledgement was committed, and when a lease is lost (the
+queue could not be reached to extend it, or the machine paused for longer
+than the lease), so that another worker receives the message while CMD
+still runs. Make CMD idempotent: CREW_MESSAGE_ID (X-Crew-Message-Id with
+--post) is the same on every delivery of a message, so CMD can record the
+IDs it has done, in the same transaction as its work, and skip them.
+
+Exit status: 0 when every message this run handled succeeded (retries that
+later succeeded included), 1 when any was dead-lettered, released
+(given back by a drain), or lost its lease, or when an operation failed,
+2 for a wrong command line (--lease below 1s included: a shorter lease
+would end before crew could extend it).
 
 Stopping. The first SIGINT or SIGTERM stops receiving: running commands
 finish (they are not signalled), and crew exits 0 once they have. At --drain
@@ -104,7 +123,7 @@ dead-lettered, released, lease-lost) and a status line every --status-every.`,
 	f := cmd.Flags()
 	f.SetInterspersed(false) // flags end at CMD, so CMD's own flags stay its own
 	f.IntVarP(&c.concurrency, "concurrency", "c", 1, "run up to `N` commands at once")
-	f.DurationVar(&c.lease, "lease", queue.DefaultLease, "lease messages for `D`, extended while their command runs")
+	f.DurationVar(&c.lease, "lease", queue.DefaultLease, "lease messages for `D` (at least 1s), extended while their command runs")
 	f.IntVar(&c.maxAttempts, "max-attempts", queue.DefaultMaxAttempts, "dead-letter a message after `N` deliveries")
 	f.DurationVar(&c.timeout, "timeout", 0, "stop a command that runs longer than `D` and retry its message; 0 for no limit")
 	f.DurationVar(&c.drain, "drain", queue.DefaultDrainTimeout, "after a signal, let running commands finish for up to `D`")
@@ -130,12 +149,8 @@ dead-lettered, released, lease-lost) and a status line every --status-every.`,
 			if err != nil {
 				return usageError{err}
 			}
-			guard, err := a.startGuard()
-			if err != nil {
-				return err
-			}
 			handler = (&commandHandler{
-				path: path, args: args, env: a.environ(), guard: guard,
+				path: path, args: args, env: a.environ(), guard: a.guard,
 				killAfter: c.killAfter, stdout: a.stdout, stderr: a.stderr,
 			}).handle
 		}
@@ -158,8 +173,9 @@ func (c *workConfig) check(args []string) error {
 		return usagef("give either a CMD or --post URL, not both")
 	case c.concurrency < 1:
 		return usagef("-c must be at least 1, not %d", c.concurrency)
-	case c.lease <= 0:
-		return usagef("--lease must be positive, not %v", c.lease)
+	case c.lease < queue.MinLease:
+		// A shorter lease would end before crew could extend it.
+		return usagef("--lease must be at least %v, not %v", queue.MinLease, c.lease)
 	case c.maxAttempts < 1:
 		return usagef("--max-attempts must be at least 1, not %d", c.maxAttempts)
 	case c.timeout < 0:
@@ -188,6 +204,9 @@ type worker struct {
 	consumer *queue.Consumer
 
 	succeeded, retried, dead, released, lost atomic.Int64
+	// failed: a message of this run ended other than succeeded or retried
+	// (dead-lettered, released, lease lost): crew work exits 1.
+	failed atomic.Bool
 }
 
 // work runs the consumer under a crew.Group, with crew's signal handling:
@@ -280,8 +299,8 @@ func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler
 		"done", w.succeeded.Load(), "retried", w.retried.Load(), "dead", w.dead.Load(),
 		"released", w.released.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
 	// The group has logged what failed, such as a drain that had to release
-	// messages, naming them.
-	if err != nil {
+	// messages, naming them, and onResult every message that failed.
+	if err != nil || w.failed.Load() {
 		return exitCode(exitFailure)
 	}
 	return nil
@@ -314,6 +333,9 @@ func (w *worker) onResult(r queue.Result) {
 	case queue.LeaseLost:
 		w.lost.Add(1)
 		level = slog.LevelWarn
+	}
+	if outcome != queue.Succeeded && outcome != queue.Retried {
+		w.failed.Store(true)
 	}
 	w.log.Log(context.Background(), level, outcome.String(), attrs...)
 }
@@ -409,7 +431,24 @@ type poster struct {
 func newPoster(target string, concurrency int) *poster {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = concurrency
-	return &poster{url: target, client: &http.Client{Transport: t}}
+	return &poster{url: target, client: &http.Client{Transport: t, CheckRedirect: keepPost}}
+}
+
+// keepPost follows only the redirects that repeat the POST with its body:
+// 307 and 308. Go's client turns a POST into a bodyless GET on 301, 302 and
+// 303; were those followed, a 200 from the target would acknowledge a
+// message whose body was never delivered. Any other 3xx is returned as the
+// response, and fails the message.
+func keepPost(req *http.Request, via []*http.Request) error {
+	switch {
+	case req.Response == nil || req.Method != http.MethodPost:
+		return http.ErrUseLastResponse
+	case req.Response.StatusCode != http.StatusTemporaryRedirect && req.Response.StatusCode != http.StatusPermanentRedirect:
+		return http.ErrUseLastResponse
+	case len(via) >= 10:
+		return fmt.Errorf("stopped after %d redirects", len(via))
+	}
+	return nil
 }
 
 func (p *poster) handle(ctx context.Context, m *queue.Message) error {

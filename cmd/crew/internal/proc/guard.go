@@ -17,9 +17,9 @@ import (
 // that leaves no chance to clean up. Without it, such children would run on
 // as orphans, their work given to another worker meanwhile.
 //
-// The guard is a second process, the guardian, started once by StartGuard
-// (the program re-executed through a hidden entry point that calls
-// [ServeGuard]). Start tells it the process group of every child it starts
+// The guard is a second process, the guardian, started with the first
+// child that it guards (the program re-executed through a hidden entry
+// point that calls [ServeGuard]). Start tells it the process group of every child it starts
 // with Spec.Guard, and Wait tells it when the child has exited. The
 // guardian holds the read end of a pipe whose only write end is this
 // process's: when this process ends, for any reason, the kernel closes that
@@ -36,43 +36,55 @@ import (
 // that the guardian never signals a group ID that the system has handed out
 // again.
 type Guard struct {
+	path string
+	args []string
+
 	mu       sync.Mutex
+	started  bool
 	pipe     *os.File // write end; the guardian reads the other
 	guardian *os.Process
-	err      error // the first failed write: the guardian is gone
+	err      error // why the guardian cannot guard: it failed to start, or is gone
 }
 
 // GuardGrace is how long the groups that the guardian ends have between
 // SIGTERM and SIGKILL.
 const GuardGrace = time.Second
 
-// StartGuard starts the guardian: the program at path, with args (args[0]
-// included), which must call [ServeGuard] with its standard input. The
-// guardian runs in a process group of its own, so that a terminal's Ctrl-C
-// does not reach it, and its output goes to /dev/null.
-func StartGuard(path string, args []string) (*Guard, error) {
+// NewGuard returns a guard whose guardian is the program at path, with args
+// (args[0] included), which must call [ServeGuard] with its standard input.
+// The guardian starts with the first child that the guard guards, so that a
+// run that starts no child costs no process. It runs in a process group of
+// its own, so that a terminal's Ctrl-C does not reach it, and its output
+// goes to /dev/null.
+func NewGuard(path string, args []string) *Guard {
+	return &Guard{path: path, args: args}
+}
+
+// start starts the guardian. g.mu is held.
+func (g *Guard) start() error {
 	null, err := devNull()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer r.Close()
-	p, err := os.StartProcess(path, args, &os.ProcAttr{
+	p, err := os.StartProcess(g.path, g.args, &os.ProcAttr{
 		Files: []*os.File{r, null, null},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
 	if err != nil {
 		w.Close()
-		return nil, fmt.Errorf("start the guardian of the children: %w", err)
+		return fmt.Errorf("start the guardian of the children: %w", err)
 	}
-	return &Guard{pipe: w, guardian: p}, nil
+	g.pipe, g.guardian = w, p
+	return nil
 }
 
-// add tells the guardian about the group pgid. An error means the guardian
-// is gone.
+// add tells the guardian about the group pgid, starting the guardian first
+// if need be. An error means that nothing guards the group.
 func (g *Guard) add(pgid int) error { return g.send('+', pgid) }
 
 // remove tells the guardian that the group pgid is no longer to be ended.
@@ -84,6 +96,10 @@ func (g *Guard) send(op byte, pgid int) error {
 	line = append(line, '\n')
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !g.started {
+		g.started = true
+		g.err = g.start()
+	}
 	if g.err != nil {
 		return g.err
 	}
@@ -94,17 +110,24 @@ func (g *Guard) send(op byte, pgid int) error {
 	return nil
 }
 
-// Close tells the guardian to end the groups it still knows of, as if this
-// process had ended, and waits for it to exit: at most GuardGrace and a
-// little more. Starting a child with the guard after Close fails.
+// Close tells the guardian, if it started, to end the groups it still knows
+// of, as if this process had ended, and waits for it to exit: at most
+// GuardGrace and a little more. Starting a child with the guard after Close
+// fails.
 func (g *Guard) Close() error {
 	g.mu.Lock()
+	g.started = true
 	if g.err == nil {
 		g.err = os.ErrClosed
 	}
-	g.pipe.Close()
+	pipe, guardian := g.pipe, g.guardian
+	g.pipe, g.guardian = nil, nil
 	g.mu.Unlock()
-	_, err := g.guardian.Wait()
+	if guardian == nil {
+		return nil
+	}
+	pipe.Close()
+	_, err := guardian.Wait()
 	return err
 }
 

@@ -26,11 +26,7 @@ func startGuard(t *testing.T) *Guard {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := StartGuard(exe, []string{exe, guardianRole})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
+	return NewGuard(exe, []string{exe, guardianRole})
 }
 
 // beOwner starts a guardian and a guarded `sh -c 'sleep 30 & ...; wait'`,
@@ -41,10 +37,7 @@ func beOwner() {
 	if err != nil {
 		panic(err)
 	}
-	g, err := StartGuard(exe, []string{exe, guardianRole})
-	if err != nil {
-		panic(err)
-	}
+	g := NewGuard(exe, []string{exe, guardianRole})
 	r, w, err := os.Pipe()
 	if err != nil {
 		panic(err)
@@ -120,6 +113,19 @@ func waitDead(pid int, d time.Duration) bool {
 	return true
 }
 
+func TestGuardStartsNoGuardianBeforeItsFirstChild(t *testing.T) {
+	g := NewGuard("/nonexistent/guardian", []string{"guardian"})
+	if err := g.Close(); err != nil {
+		t.Errorf("Close of an unused guard: %v", err)
+	}
+	g = NewGuard("/nonexistent/guardian", []string{"guardian"})
+	if p, err := Start(Spec{Path: "/bin/sh", Args: []string{"sh", "-c", "sleep 30"}, Guard: g}); err == nil {
+		p.Kill()
+		p.Wait()
+		t.Fatal("Start ran a child whose guardian could not start")
+	}
+}
+
 func TestGuardCloseEndsRunningChildren(t *testing.T) {
 	g := startGuard(t)
 	p, out := startGuarded(t, g, `echo ready; sleep 30`)
@@ -160,6 +166,10 @@ func TestGuardForgetsAChildOnceItExited(t *testing.T) {
 
 func TestGuardedStartFailsOnceTheGuardIsClosed(t *testing.T) {
 	g := startGuard(t)
+	p, _ := startGuarded(t, g, `exit 0`)
+	if _, err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
 	g.Close()
 	if p, err := Start(Spec{Path: "/bin/sh", Args: []string{"sh", "-c", "sleep 30"}, Guard: g}); err == nil {
 		p.Kill()
