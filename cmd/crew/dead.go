@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+
+	"github.com/crewgo/crew/cmd/crew/internal/backend"
 )
 
 func (a *app) deadCmd() *cobra.Command {
@@ -33,13 +35,31 @@ attempts) or purged.`,
 	return cmd
 }
 
-// deadLetter is the JSON form of one dead letter.
+// deadLetter is the JSON form of one dead letter. The body is in
+// body_base64, always, byte for byte; and in body as well, for reading,
+// when it is valid UTF-8 (JSON strings cannot hold other bytes).
 type deadLetter struct {
-	ID       string    `json:"id"`
-	Attempts int       `json:"attempts"`
-	At       time.Time `json:"at"`
-	Reason   string    `json:"reason"`
-	Body     string    `json:"body"`
+	ID         string    `json:"id"`
+	Attempts   int       `json:"attempts"`
+	At         time.Time `json:"at"`
+	Reason     string    `json:"reason"`
+	Body       *string   `json:"body,omitempty"`
+	BodyBase64 []byte    `json:"body_base64"`
+}
+
+func newDeadLetter(d backend.DeadMessage) deadLetter {
+	out := deadLetter{
+		ID: d.Message.ID, Attempts: d.Message.Attempt, At: d.At.UTC(), Reason: d.Reason,
+		BodyBase64: d.Message.Body,
+	}
+	if out.BodyBase64 == nil {
+		out.BodyBase64 = []byte{} // "", not null
+	}
+	if utf8.Valid(d.Message.Body) {
+		body := string(d.Message.Body)
+		out.Body = &body
+	}
+	return out
 }
 
 func (a *app) deadListCmd() *cobra.Command {
@@ -49,11 +69,14 @@ func (a *app) deadListCmd() *cobra.Command {
 		Short: "List the dead letters of a queue, oldest first",
 		Long: `List prints one dead letter per line: its ID, how often it was delivered,
 when it was given up, why (the last failure), and the start of its body.
---json prints every field in full.`,
+--json prints every field in full, as a JSON array of objects: id,
+attempts, at (RFC 3339, UTC), reason, body_base64 (the body, byte for
+byte, in standard base64) and, when the body is valid UTF-8, body (the
+same body as a JSON string).`,
 		Args: cobra.NoArgs,
 	}
 	queueURL := a.queueFlag(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of {id, attempts, at, reason, body}")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of {id, attempts, at, reason, body_base64, body (when UTF-8)}")
 	cmd.RunE = a.runE(func(cmd *cobra.Command, _ []string) error {
 		q, err := openQueue(cmd.Context(), queueURL(), false)
 		if err != nil {
@@ -67,7 +90,7 @@ when it was given up, why (the last failure), and the start of its body.
 		if asJSON {
 			out := make([]deadLetter, len(dead))
 			for i, d := range dead {
-				out[i] = deadLetter{ID: d.Message.ID, Attempts: d.Message.Attempt, At: d.At.UTC(), Reason: d.Reason, Body: string(d.Message.Body)}
+				out[i] = newDeadLetter(d)
 			}
 			enc := json.NewEncoder(a.stdout)
 			enc.SetIndent("", "  ")
