@@ -21,8 +21,20 @@
 // backoff until --max-attempts deliveries, after which it is a dead letter.
 // Every delivery counts as an attempt, including one whose worker was
 // killed. stats counts messages by state; dead lists, redrives and purges
-// dead letters. run is xargs -P with a resumable job log in GNU parallel's
-// format.
+// dead letters (dead list --json gives each body byte for byte, in
+// body_base64). run is xargs -P with a resumable job log in GNU parallel's
+// format, locked while a run uses it.
+//
+// # Delivery
+//
+// Delivery is at least once: a message is deleted only when its
+// acknowledgement commits, so a command can run twice for one message, when
+// crew is killed after the command finished but before the ack committed,
+// or when a lease is lost and another worker receives the message. A
+// message keeps its ID, CREW_MESSAGE_ID, on every delivery: a command that
+// records the IDs it has done, with its work, can skip a repeat. --post
+// follows only the redirects that repeat the POST with its body (307, 308);
+// another 3xx fails the message. --lease is at least 1s.
 //
 // # Queues
 //
@@ -58,8 +70,9 @@
 // # Exit status
 //
 //	0  success: every job or message succeeded, or a drain completed
-//	1  a job failed, a drain had to release messages, or an operation failed
+//	1  a job failed; a message was dead-lettered, released by a drain or
+//	   lost its lease; another run holds the job log; or an operation failed
 //	   (such as a queue file that is not a database)
 //	2  a wrong command line: an unknown command, flag or queue scheme, a
-//	   missing CMD, a bad number
+//	   missing CMD, a bad number, a lease under 1s
 package main

@@ -467,8 +467,12 @@ func (p *poster) handle(ctx context.Context, m *queue.Message) error {
 	// Read a little of the body so that the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("POST %s: %s", p.url, resp.Status)
+	switch resp.StatusCode / 100 {
+	case 2:
+		return nil
+	case 3:
+		return fmt.Errorf("POST %s: %s to %q: not followed, as it would drop the body (only 307 and 308 are)",
+			p.url, resp.Status, resp.Header.Get("Location"))
 	}
-	return nil
+	return fmt.Errorf("POST %s: %s", p.url, resp.Status)
 }
