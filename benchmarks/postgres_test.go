@@ -17,7 +17,7 @@ package benchmarks
 // jobs/s.
 //
 //	go test -run '^$' -bench QueuePostgres -benchtime 1x -count 6 . | tee postgres.txt
-//	benchstat -col /impl -row /op postgres.txt
+//	benchstat postgres.txt
 //
 // Set CREW_BENCH_QUEUE_JOBS to move another number of messages per
 // operation (default 100000), and CREW_TEST_POSTGRES_URL to use a running
@@ -58,41 +58,53 @@ func BenchmarkQueuePostgres(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = srv.Stop() })
-	benches := []struct {
-		op, impl string
-		run      pgImpl
-	}{
-		{"publish", "crew", pgCrewPublish},
-		{"publish", "insert", pgInsertPublish},
-		{"publish", "river", pgRiverPublish},
-		// crew and the floor run back to back, so that the machine's load
-		// changes as little as possible between the two that the target
-		// compares.
-		{"consume", "crew", pgCrewConsume},
-		{"consume", "floor", pgFloorConsume},
-		{"consume", "river", pgRiverConsume},
+	// The implementations compared take turns within each operation, so
+	// that the load of this shared machine, which drifts over minutes,
+	// weighs on all of them alike; each reports its own jobs/s, and the
+	// ratios the targets name are reported as well.
+	type impl struct {
+		name string
+		run  pgImpl
 	}
-	for _, bm := range benches {
-		b.Run("op="+bm.op+"/impl="+bm.impl, func(b *testing.B) {
-			var elapsed time.Duration
+	ops := []struct {
+		op     string
+		impls  []impl
+		ratios [][2]string // numerator, denominator
+	}{
+		{"publish", []impl{{"crew", pgCrewPublish}, {"insert", pgInsertPublish}, {"river", pgRiverPublish}},
+			[][2]string{{"crew", "insert"}, {"crew", "river"}}},
+		{"consume", []impl{{"crew", pgCrewConsume}, {"floor", pgFloorConsume}, {"river", pgRiverConsume}},
+			[][2]string{{"crew", "floor"}, {"crew", "river"}}},
+	}
+	for _, op := range ops {
+		b.Run("op="+op.op, func(b *testing.B) {
+			elapsed := map[string]time.Duration{}
 			b.StopTimer()
 			for range b.N {
-				url, err := srv.NewDatabase(context.Background())
-				if err != nil {
-					b.Fatal(err)
-				}
-				run, cleanup := bm.run(b, url, n)
-				start := time.Now()
-				b.StartTimer()
-				err = run()
-				b.StopTimer()
-				elapsed += time.Since(start)
-				cleanup()
-				if err != nil {
-					b.Fatal(err)
+				for _, im := range op.impls {
+					url, err := srv.NewDatabase(context.Background())
+					if err != nil {
+						b.Fatal(err)
+					}
+					run, cleanup := im.run(b, url, n)
+					start := time.Now()
+					b.StartTimer()
+					err = run()
+					b.StopTimer()
+					elapsed[im.name] += time.Since(start)
+					cleanup()
+					if err != nil {
+						b.Fatalf("%s: %v", im.name, err)
+					}
 				}
 			}
-			b.ReportMetric(float64(n*b.N)/elapsed.Seconds(), "jobs/s")
+			rate := func(name string) float64 { return float64(n*b.N) / elapsed[name].Seconds() }
+			for _, im := range op.impls {
+				b.ReportMetric(rate(im.name), im.name+"-jobs/s")
+			}
+			for _, r := range op.ratios {
+				b.ReportMetric(rate(r[0])/rate(r[1]), r[0]+"/"+r[1])
+			}
 		})
 	}
 }
