@@ -3,6 +3,7 @@ module github.com/crewgo/crew/cmd/crew
 go 1.26.0
 
 require (
+	github.com/chromedp/chromedp v0.23.1
 	github.com/crewgo/crew v0.0.0-00010101000000-000000000000
 	github.com/crewgo/crew/metrics/prometheus v0.0.0-00010101000000-000000000000
 	github.com/crewgo/crew/queue/postgres v0.0.0-00010101000000-000000000000
@@ -35,7 +36,6 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/chromedp/cdproto v0.160.1 // indirect
-	github.com/chromedp/chromedp v0.23.1 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -67,8 +67,8 @@ require (
 
 replace (
 	github.com/crewgo/crew => ../..
-	github.com/crewgo/crew/queue/postgres => ../../queue/postgres
 	github.com/crewgo/crew/metrics/prometheus => ../../metrics/prometheus
+	github.com/crewgo/crew/queue/postgres => ../../queue/postgres
 	github.com/crewgo/crew/queue/sqlite => ../../queue/sqlite
 	github.com/crewgo/crew/queue/sqs => ../../queue/sqs
 )
