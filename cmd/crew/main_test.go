@@ -64,10 +64,11 @@ func TestScript(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitfile":   cmdWaitFile,
-			"httpget":    cmdHTTPGet,
-			"postserver": cmdPostServer,
-			"gone":       cmdGone,
+			"waitfile":     cmdWaitFile,
+			"httpget":      cmdHTTPGet,
+			"postserver":   cmdPostServer,
+			"gone":         cmdGone,
+			"corruptqueue": cmdCorruptQueue,
 		},
 	})
 }
