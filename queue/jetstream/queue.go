@@ -57,6 +57,8 @@ type Queue struct {
 	dead    string // where dead letters are kept
 	delayed string // prefix of the subjects of scheduled messages; "" if the stream cannot schedule
 	ackWait time.Duration
+	mux     mux
+	pullAPI string // the subject of the consumer's pull requests
 
 	mu   sync.Mutex
 	held map[uint64]*receipt // by stream sequence: the latest receipt handed out
@@ -125,6 +127,7 @@ func newQueue(ctx context.Context, js natsjs.JetStream, name string, opts ...Opt
 		o(&c)
 	}
 	q := &Queue{js: js, nc: js.Conn(), name: name, held: map[uint64]*receipt{}}
+	q.mux.nc = q.nc
 	if err := q.openStream(ctx, c); err != nil {
 		return nil, err
 	}
@@ -209,7 +212,21 @@ func (q *Queue) openConsumer(ctx context.Context, c config) error {
 		q.subject = info.FilterSubject
 	}
 	q.cons, q.ackWait = cons, info.AckWait
+	q.pullAPI = apiPrefix(q.js) + "CONSUMER.MSG.NEXT." + q.stream.CachedInfo().Config.Name + "." + name
 	return nil
+}
+
+// apiPrefix returns the prefix of js's API subjects, as nats.go computes
+// it for NewWithDomain, NewWithAPIPrefix and New.
+func apiPrefix(js natsjs.JetStream) string {
+	o := js.Options()
+	switch {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		return strings.TrimSuffix(o.APIPrefix, ".") + "."
+	}
+	return natsjs.DefaultAPIPrefix
 }
 
 // notFound marks err permanent if it says a stream or consumer is missing.
@@ -244,6 +261,7 @@ func (q *Queue) Name() string { return q.name }
 // Close closes the NATS connection if Open made it; a Queue from New leaves
 // its connection alone. No method may be called after Close.
 func (q *Queue) Close() error {
+	q.mux.stop()
 	if q.owned {
 		q.nc.Close()
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +21,6 @@ import (
 type receipt struct {
 	seq      uint64
 	reply    string
-	msg      natsjs.Msg
 	deadline time.Time // guarded by Queue.mu
 }
 
@@ -58,38 +58,20 @@ func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*q
 			return nil, err
 		}
 		start := time.Now()
-		batch, err := q.cons.FetchNoWait(max)
-		if err != nil {
-			return nil, q.classify(err)
-		}
-		msgs, err := q.take(batch, start)
+		pctx, cancel := withTimeout(ctx)
+		raw, err := q.mux.pull(pctx, q.pullAPI, max)
+		cancel()
+		msgs := q.take(raw, start)
 		if err != nil || len(msgs) > 0 {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
 			return q.lease(ctx, msgs, lease, lease != q.ackWait), q.classify(err)
 		}
-		start = time.Now()
-		pctx, cancel := context.WithTimeout(ctx, longPoll)
-		opts := []natsjs.FetchOpt{natsjs.FetchContext(pctx)}
-		if deadline, _ := pctx.Deadline(); time.Until(deadline) >= longPoll/2 {
-			// A pull request dies with a restarting server; missing
-			// heartbeats tell, sooner than nats.go's default.
-			opts = append(opts, natsjs.FetchHeartbeat(pollHeartbeat))
-		}
-		batch, err = q.cons.Fetch(1, opts...)
-		if err != nil {
-			cancel()
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, q.classify(err)
-		}
-		msgs, err = q.take(batch, start)
-		cancel()
+		msgs, err = q.wait(ctx)
 		if len(msgs) > 0 {
-			msgs = q.lease(ctx, msgs, lease, true)
-			if ctx.Err() != nil {
-				return msgs, ctx.Err()
-			}
-			return msgs, nil
+			// Its lease may have begun long before it arrived.
+			return q.lease(ctx, msgs, lease, true), ctx.Err()
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -100,34 +82,73 @@ func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*q
 	}
 }
 
-// take collects a fetch's messages, holding each under a new receipt whose
-// deadline counts from start, when the server could have delivered it
-// first.
-func (q *Queue) take(batch natsjs.MessageBatch, start time.Time) ([]*queue.Message, error) {
-	var out []*queue.Message
-	for jm := range batch.Messages() {
-		meta, err := jm.Metadata()
-		if err != nil {
+// wait waits up to longPoll for one message, with a pull request for one.
+func (q *Queue) wait(ctx context.Context) ([]*queue.Message, error) {
+	start := time.Now()
+	pctx, cancel := context.WithTimeout(ctx, longPoll)
+	defer cancel()
+	opts := []natsjs.FetchOpt{natsjs.FetchContext(pctx)}
+	if deadline, _ := pctx.Deadline(); time.Until(deadline) >= longPoll/2 {
+		// A pull request dies with a restarting server; missing
+		// heartbeats tell, sooner than nats.go's default.
+		opts = append(opts, natsjs.FetchHeartbeat(pollHeartbeat))
+	}
+	batch, err := q.cons.Fetch(1, opts...)
+	if err != nil {
+		return nil, err
+	}
+	var raw []*nats.Msg
+	for m := range batch.Messages() {
+		raw = append(raw, &nats.Msg{Reply: m.Reply(), Header: m.Headers(), Data: m.Data()})
+	}
+	return q.take(raw, start), batch.Error()
+}
+
+// take turns delivered messages into queue messages, holding each under
+// a new receipt whose deadline counts from start, when the server could
+// have delivered it first.
+func (q *Queue) take(raw []*nats.Msg, start time.Time) []*queue.Message {
+	out := make([]*queue.Message, 0, len(raw))
+	for _, m := range raw {
+		seq, delivered, ok := ackInfo(m.Reply)
+		if !ok {
 			continue // not a JetStream message; nothing to settle
 		}
-		r := &receipt{seq: meta.Sequence.Stream, reply: jm.Reply(), msg: jm, deadline: start.Add(q.ackWait)}
-		h := jm.Headers()
-		id := h.Get(hdrID)
+		r := &receipt{seq: seq, reply: m.Reply, deadline: start.Add(q.ackWait)}
+		id := m.Header.Get(hdrID)
 		if id == "" {
-			id = strconv.FormatUint(r.seq, 10)
+			id = strconv.FormatUint(seq, 10)
 		}
 		out = append(out, &queue.Message{
 			ID:         id,
-			Body:       jm.Data(),
-			Attributes: attributes(h),
-			Attempt:    int(meta.NumDelivered),
+			Body:       m.Data,
+			Attributes: attributes(m.Header),
+			Attempt:    int(delivered),
 			Receipt:    r,
 		})
 		q.mu.Lock()
-		q.held[r.seq] = r
+		q.held[seq] = r
 		q.mu.Unlock()
 	}
-	return out, batch.Error()
+	return out
+}
+
+// ackInfo reads a delivered message's stream sequence and delivery count
+// from its reply subject: $JS.ACK.<stream>.<consumer>.<delivered>.<stream
+// seq>.<consumer seq>.<time>.<pending>, or the same after a domain and an
+// account hash (and before a random token) on newer servers.
+func ackInfo(reply string) (seq, delivered uint64, ok bool) {
+	tokens := strings.Split(reply, ".")
+	if len(tokens) < 9 || tokens[0] != "$JS" || tokens[1] != "ACK" {
+		return 0, 0, false
+	}
+	i := 4 // the delivery count
+	if len(tokens) >= 11 {
+		i = 6
+	}
+	delivered, err1 := strconv.ParseUint(tokens[i], 10, 64)
+	seq, err2 := strconv.ParseUint(tokens[i+1], 10, 64)
+	return seq, delivered, err1 == nil && err2 == nil
 }
 
 // lease sets the lease of freshly received messages when reset is true,
@@ -230,30 +251,37 @@ func (q *Queue) sweep() {
 	}
 }
 
-// Ack deletes handled messages with a confirmed acknowledgement each
-// (DoubleAck), sent concurrently. A message whose lease ended, or that this
-// Queue received again since, is not acknowledged and is reported with
-// queue.ErrLeaseLost; the others are still acknowledged.
+// Ack deletes handled messages with a confirmed acknowledgement each, as
+// DoubleAck sends, all sent at once before it waits for the server's
+// replies. A message whose lease ended, or that this Queue received again
+// since, is not acknowledged and is reported with queue.ErrLeaseLost; the
+// others are still acknowledged.
 func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 	errs := make([]error, len(msgs))
-	var wg sync.WaitGroup
+	var held []*receipt
+	var replies []string
+	var which []int
 	for i, m := range msgs {
 		r, err := q.current(m)
 		if err != nil {
 			errs[i] = err
 			continue
 		}
-		wg.Go(func() {
-			actx, cancel := withTimeout(ctx)
-			defer cancel()
-			if err := r.msg.DoubleAck(actx); err != nil {
-				errs[i] = fmt.Errorf("jetstream: ack %s: %w", m.ID, err)
-				return
-			}
-			q.settle(r)
-		})
+		held = append(held, r)
+		replies = append(replies, r.reply)
+		which = append(which, i)
 	}
-	wg.Wait()
+	if len(held) > 0 {
+		ctx, cancel := withTimeout(ctx)
+		defer cancel()
+		for j, err := range q.mux.confirm(ctx, replies, []byte("+ACK")) {
+			if err != nil {
+				errs[which[j]] = fmt.Errorf("jetstream: ack %s: %w", msgs[which[j]].ID, err)
+				continue
+			}
+			q.settle(held[j])
+		}
+	}
 	return errors.Join(errs...)
 }
 
