@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -246,4 +247,20 @@ func (h signalOn) Handle(_ context.Context, r slog.Record) error {
 		}
 	}
 	return nil
+}
+
+// A tool that only reads a queue, such as a dashboard, opens the file with
+// MustExist, so that a mistyped path is an error rather than a new, empty
+// queue.
+func ExampleMustExist() {
+	dir, _ := os.MkdirTemp("", "crew-sqlite-example")
+	defer os.RemoveAll(dir)
+
+	_, err := sqlite.Open(filepath.Join(dir, "typo.db"), sqlite.MustExist())
+	fmt.Println(errors.Is(err, fs.ErrNotExist))
+	_, err = os.Stat(filepath.Join(dir, "typo.db"))
+	fmt.Println(errors.Is(err, fs.ErrNotExist))
+	// Output:
+	// true
+	// true
 }
