@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -110,8 +109,8 @@ func MustExist() Option {
 type DB struct {
 	path string
 	opts options
-	w    *writer // every write, and Receive
-	r    *sql.DB // readers, for Stats, Dead and Queues
+	w    *writer  // every write, and Receive
+	r    *readers // Stats, Dead and Queues
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -243,14 +242,10 @@ func (db *DB) open() error {
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("the file could not be put in WAL mode (journal_mode is %q)", mode)
 	}
-	if err := migrate(db.w); err != nil {
+	if err := migrate(db.w.conn); err != nil {
 		return err
 	}
-	if db.r, err = sql.Open("sqlite", db.dsn(true)); err != nil {
-		return err
-	}
-	db.r.SetMaxOpenConns(4)
-	db.r.SetMaxIdleConns(2)
+	db.r = newReaders(db.dsn(true))
 	return nil
 }
 
@@ -275,7 +270,7 @@ func (db *DB) closeHandles() error {
 		errs = append(errs, db.w.close())
 	}
 	if db.r != nil {
-		errs = append(errs, db.r.Close())
+		errs = append(errs, db.r.close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close %q: %w", db.path, err)
@@ -310,25 +305,6 @@ func (db *DB) Queue(name string) *Queue {
 	return q
 }
 
-// holds reports whether the queue whose row ID is qid holds any message.
-func holds(ctx context.Context, tx *sql.Tx, qid int64) (bool, error) {
-	var held bool
-	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1)`, qid).Scan(&held)
-	if err != nil || held {
-		return held, err
-	}
-	lanes, err := readLanes(ctx, tx, qid)
-	if err != nil {
-		return false, err
-	}
-	for _, l := range lanes {
-		if err := tx.QueryRowContext(ctx, l.sql(`SELECT EXISTS (SELECT 1 FROM {lane})`)).Scan(&held); err != nil || held {
-			return held, err
-		}
-	}
-	return false, nil
-}
-
 // Queues returns the names of the queues that hold any message, in any
 // state (dead letters included), sorted. It fails with ctx's error if ctx
 // ends first.
@@ -336,40 +312,12 @@ func (db *DB) Queues(ctx context.Context) ([]string, error) {
 	if db.isClosed() {
 		return nil, ErrClosed
 	}
-	// One index probe per queue and lane, however many messages each holds.
 	var names []string
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		names = names[:0]
-		rows, err := tx.QueryContext(ctx, `SELECT id, name FROM queues ORDER BY name`)
-		if err != nil {
-			return err
-		}
-		type q struct {
-			id   int64
-			name string
-		}
-		var all []q
-		for rows.Next() {
-			var x q
-			if err := rows.Scan(&x.id, &x.name); err != nil {
-				rows.Close()
-				return err
-			}
-			all = append(all, x)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return err
-		}
-		for _, x := range all {
-			held, err := holds(ctx, tx, x.id)
-			if err != nil {
-				return err
-			}
-			if held {
-				names = append(names, x.name)
-			}
-		}
-		return nil
+	err := db.r.read(ctx, func(c *conn) error {
+		return c.query(sqlQueues, nil, func(vals []driver.Value) error {
+			names = append(names, string(bytesValue(vals[0])))
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, db.wrap(err, "list queues")

@@ -2,7 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strconv"
 	"time"
@@ -24,32 +24,27 @@ func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 	if err := q.check(); err != nil {
 		return nil, err
 	}
-	rows, err := q.db.r.QueryContext(ctx, `
-		SELECT m.id, body, attributes, attempts, dead_reason, ready_at FROM messages m, queues q
-		WHERE q.name = ?1 AND m.queue = q.id AND state = 2 ORDER BY ready_at, m.id`, q.name)
-	if err != nil {
-		return nil, q.wrap(err, "list dead letters")
-	}
-	defer rows.Close()
 	var out []DeadMessage
-	for rows.Next() {
-		var (
-			id     int64
-			attrs  sql.NullString
-			reason sql.NullString
-			at     int64
-			m      = &queue.Message{}
-		)
-		if err := rows.Scan(&id, &m.Body, &attrs, &m.Attempt, &reason, &at); err != nil {
-			return nil, q.wrap(err, "list dead letters")
-		}
-		m.ID = strconv.FormatInt(id, 10)
-		if attrs.Valid {
-			m.Attributes = decodeAttributes([]byte(attrs.String))
-		}
-		out = append(out, DeadMessage{Message: m, Reason: reason.String, At: time.UnixMilli(at)})
-	}
-	if err := rows.Err(); err != nil {
+	err := q.db.r.read(ctx, func(c *conn) error {
+		return c.query(sqlDead, []any{q.name}, func(vals []driver.Value) error {
+			if err := ctx.Err(); err != nil {
+				return context.Cause(ctx) // a long listing stops when ctx ends
+			}
+			m := &queue.Message{
+				ID:         strconv.FormatInt(int64Value(vals[0]), 10),
+				Body:       bytesValue(vals[1]),
+				Attributes: decodeAttributes(bytesValue(vals[2])),
+				Attempt:    int(int64Value(vals[3])),
+			}
+			if m.Body == nil {
+				m.Body = []byte{}
+			}
+			reason, _ := vals[4].(string)
+			out = append(out, DeadMessage{Message: m, Reason: reason, At: time.UnixMilli(int64Value(vals[5]))})
+			return nil
+		})
+	})
+	if err != nil {
 		return nil, q.wrap(err, "list dead letters")
 	}
 	return out, nil
@@ -78,18 +73,16 @@ func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
 	}
 	var moved int64
 	err := q.db.write(ctx, func(w *writer) error {
-		moved = 0
 		qid, err := q.rowID(w, false)
 		if err != nil || qid == 0 {
 			return err
 		}
 		if len(rowIDs) == 0 {
-			n, err := q.toLanes(w, sqlDeadPriorities, sqlRedrive, sqlRedriven, qid)
-			moved = n
+			moved, err = redrive(w, "", qid)
 			return err
 		}
 		for _, id := range rowIDs {
-			n, err := q.toLanes(w, sqlDeadPriorities+sqlOneID, sqlRedrive+sqlOneID, sqlRedriven+sqlOneID, qid, id)
+			n, err := redrive(w, sqlOneID, qid, id)
 			if err != nil {
 				return err
 			}
@@ -106,6 +99,16 @@ func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
 	return int(moved), nil
 }
 
+// redrive moves the queue's dead letters, those that cond (with ?2 in
+// args) selects, to ready, and returns how many it moved.
+func redrive(w *writer, cond string, args ...any) (int64, error) {
+	n, err := w.exec(sqlRedrive+cond, args...)
+	if err == nil && n > 0 {
+		_, err = w.exec(sqlRedriven+cond, args...)
+	}
+	return n, err
+}
+
 // Purge deletes every dead letter of the queue and returns how many it
 // deleted.
 func (q *Queue) Purge(ctx context.Context) (int, error) {
@@ -114,16 +117,49 @@ func (q *Queue) Purge(ctx context.Context) (int, error) {
 	}
 	var n int64
 	err := q.db.write(ctx, func(w *writer) error {
-		n = 0
 		qid, err := q.rowID(w, false)
 		if err != nil || qid == 0 {
 			return err
 		}
-		n, _, err = w.exec(sqlPurge, qid)
+		n, err = w.exec(sqlPurge, qid)
 		return err
 	})
 	if err != nil {
 		return 0, q.wrap(err, "purge")
 	}
 	return int(n), nil
+}
+
+// Stats counts the queue's messages in each state.
+type Stats struct {
+	Ready   int // can be received now (including messages whose lease ran out)
+	Leased  int // received, and the lease is not over
+	Delayed int // published or nacked with a delay that has not passed
+	Dead    int // dead-lettered
+}
+
+// Stats counts the queue's messages by state, as of one consistent
+// snapshot. It does not block writers.
+func (q *Queue) Stats(ctx context.Context) (Stats, error) {
+	if err := q.check(); err != nil {
+		return Stats{}, err
+	}
+	var s Stats
+	err := q.db.r.read(ctx, func(c *conn) error {
+		return c.query(sqlStats, []any{now(), q.name}, func(vals []driver.Value) error {
+			n := make([]int, len(vals))
+			for i, v := range vals {
+				n[i] = int(int64Value(v))
+			}
+			// Ready and leased rows, delayed ones, delayed ones whose
+			// time has come (and rows of a version 1 process: see
+			// sqlDue), rows such a process holds leased, dead letters.
+			s = Stats{Ready: n[0] + n[3], Leased: n[1] + n[4], Delayed: n[2], Dead: n[5]}
+			return errStop
+		})
+	})
+	if err != nil {
+		return Stats{}, q.wrap(err, "stats")
+	}
+	return s, nil
 }

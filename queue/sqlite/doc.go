@@ -70,32 +70,34 @@
 // The process's writes go through one connection, and writes that queue up
 // behind each other are committed in one transaction (group commit), so a
 // busy consumer's Receive, Ack and Extend calls share commits and flushes.
-// Ready messages are kept in one table per queue and priority, in the
-// order Receive takes them, with no index to keep up to date: a lease
-// rewrites the message's row in place, and Ack deletes the rows of each
-// Receive with one statement. Each priority that a queue has ever held
-// keeps its table, and a Receive that finds little looks at each of them
-// in turn, so priorities are meant as a few levels, not as one value per
-// message. Each Receive starts after the messages this DB holds leased
-// rather than reading past them again.
+// Each write has a savepoint of its own within that transaction, so one
+// that fails is undone alone. Ready messages are kept in one table in the
+// order Receive takes them, highest priority first and then oldest, with
+// no index beside it to keep up to date: a Receive reads its queue's
+// messages in that order, a lease rewrites just the message's row, and Ack
+// deletes the rows of each Receive with one statement. Priorities are any
+// int; each costs nothing until used.
 //
 // Each Receive is a transaction, so the size of the batches sets how many
-// messages share a commit: a queue.Consumer of quick handlers receives
-// more at a time with some Prefetch, and acknowledges more at a time with
-// a larger AckBatch. BenchmarkQueueSQLite, in the repository's benchmarks
-// module, compares this queue, consumed through queue.Consumer, with River
-// on SQLite and with a minimal lease-and-delete loop, in one run.
+// messages share a commit: the consumer's defaults for Prefetch and
+// AckBatch are chosen so that a queue.Consumer of quick handlers fills
+// them. BenchmarkQueueSQLite, in the repository's benchmarks module,
+// compares this queue, consumed through queue.Consumer, with River on
+// SQLite and with a minimal lease-and-delete loop, in one run.
 //
 // # Schema
 //
-// The file holds the queues table; a table per queue and priority
-// (lane_1, lane_2, …, listed in the lanes table) of ready and leased
-// messages; and the messages table of delayed messages and dead letters.
-// The schema is versioned with SQLite's user_version: Open applies the
-// migrations the file lacks, in one transaction, and refuses a file whose
-// version is newer than this package knows. Version 2 moved ready messages
-// from the messages table to their lanes; a file of version 1 is migrated
-// with its messages, leases and receipts.
+// The file holds three tables: queues, the names of the queues; ready, the
+// ready and leased messages of every queue, keyed by queue, priority and
+// ID; and messages, the delayed messages and dead letters. The schema is
+// versioned with SQLite's user_version: Open applies the migrations the
+// file lacks, in one transaction, and refuses a file whose version is newer
+// than this package knows. Nothing else creates or drops a table. Files
+// written by earlier versions, which kept ready messages in the messages
+// table (version 1) or in a table per queue and priority (version 2), are
+// migrated with their messages, leases and receipts. Stop the processes of
+// version 2 before a later one opens their file: their statements name
+// tables that the migration drops, and fail.
 //
 // # Comparisons
 //

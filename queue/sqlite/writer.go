@@ -2,13 +2,9 @@ package sqlite
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
-
-	msqlite "modernc.org/sqlite"
 )
 
 // writer is the DB's one write connection. SQLite admits one writer at a
@@ -23,25 +19,15 @@ import (
 // and hands the connection to the next queued writer. A busy consumer's
 // Receive, Ack and Extend calls thus share transactions, and so the
 // locking, the page writes and, with synchronous=FULL, the flush of each
-// commit. If a write of a group fails, the group is rolled back and its
-// writes run again one by one, so that one failure does not fail the
-// others.
+// commit. Each write runs in a savepoint of its own: one that fails is
+// rolled back alone and reports its error to its own caller, and the
+// others commit.
 //
-// The writer drives the modernc.org/sqlite connection directly rather than
-// through database/sql: the queue's statements are short, and database/sql's
-// per-transaction goroutine and the driver's per-statement cancellation
-// watcher cost as much as the statements themselves. A write therefore runs
-// to completion once started (a wait for another process's lock is bounded
-// by the busy timeout); its context is honoured while it waits its turn.
+// A write runs to completion once started (a wait for another process's
+// lock is bounded by the busy timeout); its context is honoured while it
+// waits its turn.
 type writer struct {
-	conn  driver.Conn
-	stmts map[string]driver.Stmt // prepared on first use
-	args  []driver.NamedValue
-	inTx  bool // a group transaction is open
-
-	// rollbacks counts the transactions rolled back, so that what a write
-	// learned in a transaction can be known to have been undone since.
-	rollbacks uint64
+	*conn
 
 	mu     sync.Mutex
 	busy   bool          // a leader holds the connection
@@ -64,17 +50,18 @@ type request struct {
 const maxGroup = 64
 
 func openWriter(dsn string) (*writer, error) {
-	c, err := (&msqlite.Driver{}).Open(dsn)
+	c, err := openConn(dsn)
 	if err != nil {
 		return nil, err
 	}
-	return &writer{conn: c, stmts: make(map[string]driver.Stmt)}, nil
+	return &writer{conn: c}, nil
 }
 
-// do runs fn with the connection, alone or in a group transaction, and
-// returns its error. fn may run more than once (after its group rolled
-// back), so it must reset whatever it reports before it starts. do returns
-// ctx's cause if ctx ends before fn starts, and ErrClosed after close.
+// do runs fn once with the connection, in a transaction it may share with
+// other writes, and returns its error, or the error of the transaction's
+// BEGIN or COMMIT. If fn fails, what it wrote is rolled back and the
+// other writes of its transaction are unaffected. do returns ctx's cause if
+// ctx ends before fn starts, and ErrClosed after close.
 func (w *writer) do(ctx context.Context, fn func(w *writer) error) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
@@ -99,24 +86,32 @@ func (w *writer) do(ctx context.Context, fn func(w *writer) error) error {
 	select {
 	case <-req.done:
 	case <-ctx.Done():
-		w.mu.Lock()
-		if !req.taken {
-			for i, r := range w.queue {
-				if r == req {
-					w.queue = append(w.queue[:i], w.queue[i+1:]...)
-					break
-				}
-			}
-			w.mu.Unlock()
+		if w.withdraw(req) {
 			return context.Cause(ctx)
 		}
-		w.mu.Unlock()
 		<-req.done
 	}
 	if req.leader {
 		return w.lead(req)
 	}
 	return req.err
+}
+
+// withdraw takes req out of the queue and reports whether it was still
+// there: a leader may have taken it already.
+func (w *writer) withdraw(req *request) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if req.taken {
+		return false
+	}
+	for i, r := range w.queue {
+		if r == req {
+			w.queue = append(w.queue[:i], w.queue[i+1:]...)
+			break
+		}
+	}
+	return true
 }
 
 // lead runs own and the writes queued by now, and those that queue up
@@ -160,62 +155,89 @@ func (w *writer) take(n int) []*request {
 	return taken
 }
 
-// run runs a group of writes, and the writes that queue up meanwhile (up
-// to maxGroup in all), sets each one's err, and returns them all. A write
-// whose context ended while it waited is not started. (Once taken into a
-// group, a write can no longer be withdrawn by its own goroutine.)
+// run runs a group of writes in one transaction, taking the writes that
+// queue up meanwhile (up to maxGroup in all), sets each one's err, and
+// returns them all. A write whose context ended while it waited is not
+// started. (Once taken into a group, a write can no longer be withdrawn by
+// its own goroutine.)
 func (w *writer) run(group []*request) []*request {
-	var running []*request
-	start := func(rs []*request) {
-		for _, r := range rs {
-			if r.ctx.Err() != nil {
-				r.err = context.Cause(r.ctx)
-			} else {
-				running = append(running, r)
+	var ran []*request // the writes that ran and succeeded
+	var txErr error    // an error that undid the whole transaction
+	open := false
+	for i := 0; ; i++ {
+		if i == len(group) {
+			if len(group) >= maxGroup {
+				break
 			}
+			more := w.take(maxGroup - len(group))
+			if len(more) == 0 {
+				break
+			}
+			group = append(group, more...)
+		}
+		r := group[i]
+		switch {
+		case r.ctx.Err() != nil:
+			r.err = context.Cause(r.ctx)
+			continue
+		case txErr != nil:
+			r.err = txErr
+			continue
+		case !open:
+			if _, txErr = w.exec("BEGIN IMMEDIATE"); txErr != nil {
+				r.err = txErr
+				continue
+			}
+			open = true
+		}
+		if r.err, txErr = w.member(r.fn); r.err == nil && txErr == nil {
+			ran = append(ran, r)
 		}
 	}
-	start(group)
-	if len(running) == 0 {
-		return group
+	if open {
+		txErr = w.end(txErr)
 	}
-	failed := false // a write failed, rather than BEGIN or COMMIT
-	err := w.tx(func() error {
-		for i := 0; ; i++ {
-			for i == len(running) { // until one of those taken has not ended
-				if len(group) >= maxGroup {
-					return nil
-				}
-				more := w.take(maxGroup - len(group))
-				if len(more) == 0 {
-					return nil
-				}
-				group = append(group, more...)
-				start(more)
-			}
-			if err := running[i].fn(w); err != nil {
-				failed = true
-				return err
-			}
-		}
-	})
-	switch {
-	case err == nil:
-	case failed && len(running) == 1:
-		running[0].err = err
-	case failed:
-		// The group rolled back: run each write alone, in a transaction
-		// of its own, so that the failure is reported to its own caller
-		// only and leaves nothing behind.
-		for _, r := range running {
-			r.err = w.tx(func() error { return r.fn(w) })
-		}
-	default:
-		for _, r := range running {
-			r.err = err
+	if txErr != nil {
+		for _, r := range ran {
+			r.err = txErr
 		}
 	}
 	return group
+}
+
+// member runs fn in a savepoint of the open transaction, and rolls back
+// to the savepoint if fn fails. It returns fn's error, and, if the
+// savepoint could not be released or rolled back (the transaction is then
+// of no use), that failure as txErr.
+func (w *writer) member(fn func(w *writer) error) (err, txErr error) {
+	if _, txErr = w.exec("SAVEPOINT member"); txErr != nil {
+		return txErr, txErr
+	}
+	if err = fn(w); err != nil {
+		if _, txErr = w.exec("ROLLBACK TO member"); txErr != nil {
+			return err, fmt.Errorf("roll back a failed write: %w", txErr)
+		}
+	}
+	if _, txErr = w.exec("RELEASE member"); txErr != nil {
+		return err, txErr
+	}
+	return err, nil
+}
+
+// end commits the open transaction, or rolls it back if txErr is set, and
+// returns the error that undid it, if any.
+func (w *writer) end(txErr error) error {
+	if txErr == nil {
+		if _, txErr = w.exec("COMMIT"); txErr == nil {
+			return nil
+		}
+		// A failed COMMIT (say, SQLITE_BUSY) may leave the transaction
+		// open.
+	}
+	if _, err := w.exec("ROLLBACK"); err != nil {
+		return errors.Join(txErr, fmt.Errorf("rollback: %w", err))
+	}
+	return txErr
 }
 
 // close waits for the writes in progress and queued, then closes the
@@ -231,142 +253,5 @@ func (w *writer) close() error {
 	if idle != nil {
 		<-idle
 	}
-	var errs []error
-	for _, st := range w.stmts {
-		errs = append(errs, st.Close())
-	}
-	errs = append(errs, w.conn.Close())
-	return errors.Join(errs...)
-}
-
-func (w *writer) stmt(query string) (driver.Stmt, error) {
-	if st, ok := w.stmts[query]; ok {
-		return st, nil
-	}
-	st, err := w.conn.(driver.ConnPrepareContext).PrepareContext(context.Background(), query)
-	if err != nil {
-		return nil, err
-	}
-	w.stmts[query] = st
-	return st, nil
-}
-
-func (w *writer) bind(args []any) []driver.NamedValue {
-	w.args = w.args[:0]
-	for i, a := range args {
-		if n, ok := a.(int); ok {
-			a = int64(n) // the driver takes int64 only
-		}
-		w.args = append(w.args, driver.NamedValue{Ordinal: i + 1, Value: a})
-	}
-	return w.args
-}
-
-// exec runs a statement that returns no rows and reports how many rows it
-// changed and the last row ID it inserted.
-func (w *writer) exec(query string, args ...any) (changed, lastID int64, err error) {
-	st, err := w.stmt(query)
-	if err != nil {
-		return 0, 0, err
-	}
-	res, err := st.(driver.StmtExecContext).ExecContext(context.Background(), w.bind(args))
-	if err != nil {
-		return 0, 0, err
-	}
-	if changed, err = res.RowsAffected(); err != nil {
-		return 0, 0, err
-	}
-	if lastID, err = res.LastInsertId(); err != nil {
-		return 0, 0, err
-	}
-	return changed, lastID, nil
-}
-
-// query runs a statement and calls row for each row it returns. The values
-// are valid only during the call, apart from []byte values, which row may
-// keep.
-func (w *writer) query(query string, args []any, row func(vals []driver.Value) error) error {
-	st, err := w.stmt(query)
-	if err != nil {
-		return err
-	}
-	rows, err := st.(driver.StmtQueryContext).QueryContext(context.Background(), w.bind(args))
-	if err != nil {
-		return err
-	}
-	vals := make([]driver.Value, len(rows.Columns()))
-	for {
-		err := rows.Next(vals)
-		if err == io.EOF {
-			break
-		}
-		if err == nil {
-			err = row(vals)
-		}
-		if err != nil {
-			_ = rows.Close()
-			return err
-		}
-	}
-	return rows.Close()
-}
-
-// tx runs fn in a write transaction, or as part of the group transaction
-// that is open. BEGIN IMMEDIATE takes the write lock at once, so that the
-// transaction never has to upgrade a read lock, which fails with SQLITE_BUSY
-// whatever the busy timeout when another process wrote meanwhile. The
-// transaction commits if fn returns nil and rolls back otherwise.
-func (w *writer) tx(fn func() error) error {
-	if w.inTx {
-		return fn()
-	}
-	if _, _, err := w.exec("BEGIN IMMEDIATE"); err != nil {
-		return err
-	}
-	w.inTx = true
-	defer func() { w.inTx = false }()
-	if err := fn(); err != nil {
-		w.rollbacks++
-		if _, _, rerr := w.exec("ROLLBACK"); rerr != nil {
-			return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
-		}
-		return err
-	}
-	if _, _, err := w.exec("COMMIT"); err != nil {
-		// A failed COMMIT (say, SQLITE_BUSY) may leave the transaction
-		// open.
-		w.rollbacks++
-		_, _, _ = w.exec("ROLLBACK")
-		return err
-	}
-	return nil
-}
-
-// dataVersion returns the file's PRAGMA data_version as this connection
-// sees it: a number that changes when another connection, in this process
-// or another, commits a change, and only then.
-func (w *writer) dataVersion() (int64, error) {
-	var v int64
-	err := w.query("PRAGMA data_version", nil, func(vals []driver.Value) error {
-		v = int64Value(vals[0])
-		return nil
-	})
-	return v, err
-}
-
-// int64Value reads an INTEGER column; NULL reads as zero.
-func int64Value(v driver.Value) int64 {
-	n, _ := v.(int64)
-	return n
-}
-
-// bytesValue reads a BLOB or TEXT column; NULL reads as nil.
-func bytesValue(v driver.Value) []byte {
-	switch v := v.(type) {
-	case []byte:
-		return v
-	case string:
-		return []byte(v)
-	}
-	return nil
+	return w.conn.close()
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -12,15 +13,6 @@ import (
 
 	"github.com/crewgo/crew/queue"
 )
-
-// onlyFromPosition makes every Receive of the test after the first start
-// from the queue's position when it holds, by putting off the periodic scan
-// from the start.
-func onlyFromPosition(t *testing.T) {
-	old := promoteEvery
-	promoteEvery = time.Hour
-	t.Cleanup(func() { promoteEvery = old })
-}
 
 func receiveIDs(t *testing.T, q *Queue, max int, lease time.Duration) ([]*queue.Message, []string) {
 	t.Helper()
@@ -50,8 +42,10 @@ func publishIDs(t *testing.T, q *Queue, n int, opts ...queue.PublishOption) []st
 	return ids
 }
 
-func TestReceiveStartsAfterWhatItLeasedUntilAnEarlierMessageIsReady(t *testing.T) {
-	onlyFromPosition(t)
+// Receive takes the highest priority first, then the lowest ID, whenever a
+// message became ready: a nacked or redriven message goes before those
+// published after it, and a message of a higher priority before all.
+func TestReceiveTakesMessagesByPriorityThenID(t *testing.T) {
 	db := openInternal(t)
 	q := db.Queue("q")
 	ctx := t.Context()
@@ -63,9 +57,6 @@ func TestReceiveStartsAfterWhatItLeasedUntilAnEarlierMessageIsReady(t *testing.T
 	}
 	if _, got = receiveIDs(t, q, 4, time.Minute); !slices.Equal(got, ids[4:8]) {
 		t.Fatalf("second Receive = %v, want %v", got, ids[4:8])
-	}
-	if !q.from.valid || q.from.id != 8 {
-		t.Fatalf("position = %+v, want after message 8", q.from)
 	}
 
 	// A nacked message is ready again before the position.
@@ -96,8 +87,7 @@ func TestReceiveStartsAfterWhatItLeasedUntilAnEarlierMessageIsReady(t *testing.T
 	}
 }
 
-func TestLeasesThatRanOutBeforeThePositionAreReceivedAgain(t *testing.T) {
-	onlyFromPosition(t)
+func TestLeasesThatRanOutAreReceivedAgainInOrder(t *testing.T) {
 	db := openInternal(t)
 	q := db.Queue("q")
 	ids := publishIDs(t, q, 4)
@@ -105,7 +95,6 @@ func TestLeasesThatRanOutBeforeThePositionAreReceivedAgain(t *testing.T) {
 		t.Fatalf("Receive = %v, want %v", got, ids)
 	}
 	time.Sleep(20 * time.Millisecond) // the leases run out
-	// Nothing after the position is ready, so Receive looks from the start.
 	msgs, got := receiveIDs(t, q, 4, time.Minute)
 	if !slices.Equal(got, ids) {
 		t.Fatalf("after the leases ran out: Receive = %v, want %v", got, ids)
@@ -115,10 +104,9 @@ func TestLeasesThatRanOutBeforeThePositionAreReceivedAgain(t *testing.T) {
 	}
 }
 
-// Another process's commits may make a message ready before the position,
-// and they change the file's data version.
-func TestAnotherConnectionsCommitResetsThePosition(t *testing.T) {
-	onlyFromPosition(t)
+// A message of a higher priority that another process publishes goes
+// before the ones this process has been receiving.
+func TestAnotherConnectionsPublishTakesItsPlaceInOrder(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
 	open := func() *Queue {
 		db, err := Open(path)
@@ -140,8 +128,7 @@ func TestAnotherConnectionsCommitResetsThePosition(t *testing.T) {
 }
 
 // inAFailingGroup runs write, which must make one write, in the group
-// transaction of a write that fails after it, so that the group rolls back
-// and write's write runs again alone.
+// transaction of a write that fails after it.
 func inAFailingGroup(t *testing.T, db *DB, write func()) {
 	t.Helper()
 	ctx := t.Context()
@@ -160,17 +147,13 @@ func inAFailingGroup(t *testing.T, db *DB, write func()) {
 	}
 }
 
-// A Receive whose group transaction rolls back runs again alone; the
-// position its first run took was rolled back with its leases.
-func TestARolledBackReceiveDoesNotMoveThePosition(t *testing.T) {
-	onlyFromPosition(t)
+// A Receive and a Publish that share their transaction with a failing
+// write commit all the same.
+func TestReceiveAndPublishInAFailingGroupCommit(t *testing.T) {
 	db := openInternal(t)
 	q := db.Queue("q")
 	ctx := t.Context()
 	ids := publishIDs(t, q, 4)
-	if _, got := receiveIDs(t, q, 1, time.Minute); !slices.Equal(got, ids[:1]) {
-		t.Fatalf("Receive = %v, want %v", got, ids[:1])
-	}
 
 	var msgs []*queue.Message
 	var err error
@@ -178,28 +161,19 @@ func TestARolledBackReceiveDoesNotMoveThePosition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := idsOf(msgs); !slices.Equal(got, ids[1:3]) {
-		t.Fatalf("Receive run again after the rollback = %v, want %v", got, ids[1:3])
+	if got := idsOf(msgs); !slices.Equal(got, ids[:2]) {
+		t.Fatalf("Receive = %v, want %v", got, ids[:2])
 	}
-}
-
-// A Publish whose group transaction rolls back runs again alone; the lane
-// its first run created was rolled back too, and is created again.
-func TestALaneCreatedInARolledBackGroupIsCreatedAgain(t *testing.T) {
-	db := openInternal(t)
-	q := db.Queue("q")
-	ctx := t.Context()
-	publishIDs(t, q, 1) // the queue, and its lane of priority 0
-	receiveIDs(t, q, 1, time.Minute)
-
-	var ids []string
-	var err error
-	inAFailingGroup(t, db, func() { ids, err = q.PublishBatch(ctx, [][]byte{nil}, queue.Priority(3)) })
+	var urgent []string
+	inAFailingGroup(t, db, func() { urgent, err = q.PublishBatch(ctx, [][]byte{nil}, queue.Priority(3)) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, got := receiveIDs(t, q, 1, time.Minute); !slices.Equal(got, ids) {
-		t.Fatalf("Receive = %v, want the message of priority 3, %v", got, ids)
+	if _, got := receiveIDs(t, q, 3, time.Minute); !slices.Equal(got, append(urgent, ids[2:]...)) {
+		t.Fatalf("Receive = %v, want %v", got, append(urgent, ids[2:]...))
+	}
+	if err := q.Ack(ctx, msgs...); err != nil {
+		t.Errorf("Ack of the first Receive's messages = %v", err)
 	}
 }
 
@@ -216,8 +190,8 @@ func TestMessagesOfAVersion1ProcessAreReceived(t *testing.T) {
 	var old []string
 	err := db.w.do(ctx, func(w *writer) error {
 		for _, leaseUntil := range []string{"0", leaseEnd} {
-			_, id, err := w.exec(`INSERT INTO messages (queue, state, priority, ready_at, lease_until, attempts, body, created_at)
-				VALUES (1, 0, 0, 0, ` + leaseUntil + `, 1, x'01', 0)`)
+			id, err := w.int64(`INSERT INTO messages (queue, state, priority, ready_at, lease_until, attempts, body, created_at)
+				VALUES (1, 0, 0, 0, ` + leaseUntil + `, 1, x'01', 0) RETURNING id`)
 			if err != nil {
 				return err
 			}
@@ -244,5 +218,25 @@ func TestMessagesOfAVersion1ProcessAreReceived(t *testing.T) {
 	next, _ := strconv.Atoi(publishIDs(t, q, 1)[0])
 	if last, _ := strconv.Atoi(old[1]); next <= last {
 		t.Errorf("a new message got ID %d, not above the old process's %d", next, last)
+	}
+}
+
+// Any int is a priority, and none adds to the schema.
+func TestAnyIntIsAPriority(t *testing.T) {
+	db := openInternal(t)
+	q := db.Queue("q")
+	tables := pragma(t, db, "schema_version")
+	// Published lowest priority first, so that ID order is the reverse of
+	// the order Receive takes them in.
+	var want []string
+	for _, p := range []int{math.MinInt64, -1, 0, 1, 1 << 40, math.MaxInt64} {
+		want = append(want, publishIDs(t, q, 1, queue.Priority(p))[0])
+	}
+	slices.Reverse(want)
+	if _, got := receiveIDs(t, q, 10, time.Minute); !slices.Equal(got, want) {
+		t.Errorf("Receive = %v, want %v", got, want)
+	}
+	if v := pragma(t, db, "schema_version"); v != tables {
+		t.Errorf("the schema changed (schema_version %d, then %d)", tables, v)
 	}
 }
