@@ -281,12 +281,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if r.retry == nil {
 		r.retry = backoff.EqualJitter(backoff.Exponential(time.Second, 5*time.Minute))
 	}
-	r.pool = pool.New(r.concurrency, pool.Queue(0), pool.WithContext(r.ops))
-	r.acks = newAcker(r, c.AckBatch, c.AckDelay)
-
+	// A permanent failure of the Source ends receiving as the end of ctx
+	// would.
 	rctx, stopReceiving := context.WithCancelCause(ctx)
 	defer stopReceiving(nil)
 	r.stopReceiving = stopReceiving
+	r.pool = pool.New(r.concurrency, pool.Queue(0), pool.WithContext(r.ops))
+	r.acks = newAcker(r, c.AckBatch, c.AckDelay)
 	r.receive(rctx)
 
 	// Stop: nothing more is received; running handlers drain until the
