@@ -19,12 +19,14 @@ import (
 // addMetrics prepares crew work's Prometheus metrics, under the names of
 // the module github.com/crewgo/crew/metrics/prometheus, and returns their
 // /metrics handler: nil without --metrics. When --metrics names another
-// address than --health, it adds a server of its own for them to g; when
-// they are the same, the caller serves the handler on the health server.
-// It wraps the consumer's handler to time it, so it must come before Run.
-func addMetrics(g *crew.Group, c workConfig, q backend.Backend, consumer *queue.Consumer, logger *slog.Logger) http.Handler {
+// address than --health, it adds a server of its own for them to g, and
+// returns the options that make the consumer start after it and stop
+// before it, so that the drain can be watched to its end; when they are
+// the same, the caller serves the handler on the health server. It wraps
+// the consumer's handler to time it, so it must come before Run.
+func addMetrics(g *crew.Group, c workConfig, q backend.Backend, consumer *queue.Consumer, logger *slog.Logger) (http.Handler, []crew.Option) {
 	if c.metrics == "" {
-		return nil
+		return nil, nil
 	}
 	reg := prom.NewRegistry()
 	cc := crewprom.NewConsumerCollector(q.Name(), consumer)
@@ -49,6 +51,7 @@ func addMetrics(g *crew.Group, c workConfig, q backend.Backend, consumer *queue.
 		mux.Handle("GET /metrics", h)
 		srv := &http.Server{Addr: c.metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		g.Add("metrics", crew.HTTPServer(srv), crew.WaitReady())
+		return h, []crew.Option{crew.After("metrics")}
 	}
-	return h
+	return h, nil
 }

@@ -172,3 +172,34 @@ func TestWorkMetricsShareTheHealthServerWhenGivenItsAddress(t *testing.T) {
 		t.Fatalf("crew work exited %d", code)
 	}
 }
+
+func TestWorkMetricsAnswerThroughoutTheDrain(t *testing.T) {
+	dir := t.TempDir()
+	queueURL := "sqlite://" + filepath.Join(dir, "crew.db")
+	ta := newTestApp(t, nil)
+	if code := ta.run([]string{"enqueue", "--queue", queueURL, "slow"}); code != exitOK {
+		t.Fatalf("enqueue: exit %d", code)
+	}
+	started, finish := filepath.Join(dir, "started"), filepath.Join(dir, "finish")
+	addr := freeAddr(t)
+	code := make(chan int, 1)
+	go func() {
+		code <- ta.run([]string{"work", "--queue", queueURL, "--metrics", addr, "--status-every", "0", "--",
+			"sh", "-c", "touch " + started + "; while [ ! -e " + finish + " ]; do sleep 0.02; done"})
+	}()
+	sigs := <-ta.signals
+	scrapeUntil(t, "http://"+addr+"/metrics", map[string]float64{`crew_queue_in_flight{queue="default"}`: 1})
+	sigs <- os.Interrupt
+	// Draining: the command still runs, and the metrics say so.
+	scrapeUntil(t, "http://"+addr+"/metrics", map[string]float64{
+		`crew_queue_in_flight{queue="default"}`:                     1,
+		`crew_group_worker_up{group="crew-work",worker="consumer"}`: 1,
+	})
+	if err := os.WriteFile(finish, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-code; c != exitOK {
+		out, _ := os.ReadFile(ta.stderr)
+		t.Fatalf("crew work exited %d:\n%s", c, out)
+	}
+}

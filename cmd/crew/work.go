@@ -233,7 +233,7 @@ func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler
 	// who runs crew work, so only its warnings and errors are kept.
 	groupLog := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	g := &crew.Group{StopTimeout: c.drain + c.killAfter + 5*time.Second, Logger: groupLog}
-	metrics := addMetrics(g, c, q, w.consumer, log)
+	metrics, afterMetrics := addMetrics(g, c, q, w.consumer, log)
 	if c.health != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /livez", func(rw http.ResponseWriter, _ *http.Request) {
@@ -248,9 +248,9 @@ func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler
 		g.Add("health", crew.HTTPServer(srv), crew.WaitReady())
 		// The consumer stops first and the health server last, so that the
 		// probes answer during the whole drain.
-		g.Add("consumer", w.consumer, crew.After("health"))
+		g.Add("consumer", w.consumer, append(afterMetrics, crew.After("health"))...)
 	} else {
-		g.Add("consumer", w.consumer)
+		g.Add("consumer", w.consumer, afterMetrics...)
 	}
 	if c.statusEvery > 0 {
 		g.Add("status", crew.Func(func(ctx context.Context) error {
