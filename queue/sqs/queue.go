@@ -88,8 +88,8 @@ func (q *Queue) Close() error {
 	return nil
 }
 
-// Receive long-polls SQS for up to max messages, leased for
-// lease rounded up to whole seconds: it waits until messages arrive, the
+// Receive long-polls SQS for up to maxMsgs messages, leased for lease
+// rounded up to whole seconds: it waits until messages arrive, the
 // WaitTime passes (it then polls again), or ctx ends. SQS waits in whole
 // seconds: with less than one second left before ctx's deadline, Receive
 // polls once without waiting, then waits for the deadline. Each message's
@@ -134,8 +134,8 @@ type pollResult struct {
 	err  error
 }
 
-// poll makes one ReceiveMessage request. The request runs on its own
-// goroutine, detached from ctx: cancelling a long poll does not stop SQS
+// poll makes the ReceiveMessage requests of one long poll. They run on a
+// goroutine of their own, detached from ctx: cancelling a long poll does not stop SQS
 // from handing it messages, so an abandoned poll must still see its answer
 // to release them.
 func (q *Queue) poll(ctx context.Context, maxMsgs int, vis time.Duration, wait time.Duration) ([]*queue.Message, error) {
