@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crewgo/crew/cmd/crew/internal/backend"
+	_ "github.com/crewgo/crew/cmd/crew/internal/backend/natsqueue"   // nats://
 	_ "github.com/crewgo/crew/cmd/crew/internal/backend/pgqueue"     // postgres://, postgresql://
 	_ "github.com/crewgo/crew/cmd/crew/internal/backend/sqlitequeue" // sqlite://
 	_ "github.com/crewgo/crew/cmd/crew/internal/backend/sqsqueue"    // sqs://, sqs+http://
