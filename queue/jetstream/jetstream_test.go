@@ -254,6 +254,8 @@ func TestOpenReadsTheURL(t *testing.T) {
 			t.Errorf("Open(%s) = %v, want an error containing %q", url, err, want)
 		} else if strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("Open's error shows the password: %v", err)
+		} else if bad := want != "uthorization"; errors.Is(err, jetstream.ErrBadURL) != bad {
+			t.Errorf("Open(%s) = %v: wraps ErrBadURL %v, want %v", url, err, !bad, bad)
 		}
 	}
 }

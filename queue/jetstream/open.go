@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -11,6 +12,11 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
+
+// ErrBadURL is wrapped by Open's errors for a URL that is wrong in itself,
+// whatever the servers say: a malformed query, an unknown or repeated
+// parameter, a bad value.
+var ErrBadURL = errors.New("jetstream: bad queue URL")
 
 // URLParams lists the query parameters that Open accepts.
 var URLParams = []string{"queue", "stream", "consumer", "subject", "ack_wait", "creds", "nkey", "tls_ca", "tls_cert", "tls_key"}
@@ -41,11 +47,14 @@ func Open(ctx context.Context, rawURL string, options ...Option) (*Queue, error)
 	servers, query, _ := strings.Cut(rawURL, "?")
 	params, err := parseQuery(query)
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: queue URL %q: %w", redact(servers), err)
+		return nil, fmt.Errorf("%w %q: %w", ErrBadURL, redact(servers), err)
 	}
 	name := params["queue"]
 	if name == "" {
 		name = "default"
+	}
+	if !validName.MatchString(name) {
+		return nil, fmt.Errorf("%w %q: invalid queue name %q: use letters, digits, '-' and '_'", ErrBadURL, redact(servers), name)
 	}
 	var opts []Option
 	if v, ok := params["stream"]; ok {
@@ -60,7 +69,7 @@ func Open(ctx context.Context, rawURL string, options ...Option) (*Queue, error)
 	if v, ok := params["ack_wait"]; ok {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Second {
-			return nil, fmt.Errorf("jetstream: queue URL %q: ack_wait must be a duration of at least 1s, such as 30s, not %q", redact(servers), v)
+			return nil, fmt.Errorf("%w %q: ack_wait must be a duration of at least 1s, such as 30s, not %q", ErrBadURL, redact(servers), v)
 		}
 		opts = append(opts, AckWait(d))
 	}
@@ -129,7 +138,7 @@ func connect(ctx context.Context, servers string, params map[string]string) (*na
 	}
 	cert, key := params["tls_cert"], params["tls_key"]
 	if (cert == "") != (key == "") {
-		return nil, fmt.Errorf("jetstream: queue URL %q: tls_cert and tls_key go together", redact(servers))
+		return nil, fmt.Errorf("%w %q: tls_cert and tls_key go together", ErrBadURL, redact(servers))
 	}
 	if cert != "" {
 		opts = append(opts, nats.ClientCert(cert, key))

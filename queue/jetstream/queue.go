@@ -255,6 +255,10 @@ func matches(pattern, subject string) bool {
 	return len(pt) == len(st)
 }
 
+// JetStream returns the JetStream handle that the queue uses, for what crew
+// does not cover: other queues of the same servers, stream settings.
+func (q *Queue) JetStream() natsjs.JetStream { return q.js }
+
 // Name returns the queue's name.
 func (q *Queue) Name() string { return q.name }
 
