@@ -76,6 +76,11 @@
 // instead of retrying. Everything else (throttling, a network failure) is
 // retried.
 //
+// Every method of a Queue is safe for concurrent use. Those that make
+// requests return when their context ends, with its error; only a long
+// poll's requests outlive it, as described above. No method calls code of
+// yours, so none panics on your behalf.
+//
 // Package sqstest starts a local SQS emulator for tests of code that uses
 // this package.
 package sqs
