@@ -173,3 +173,33 @@ func ExampleQueue_PublishBatch() {
 	fmt.Println(len(ids), err)
 	// Output: 25 <nil>
 }
+
+// A queue without a RedrivePolicy can still dead-letter, to a queue named
+// with DeadLetterQueue; Purge empties it.
+func ExampleDeadLetterQueue() {
+	srv, err := sqstest.StartServer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Stop()
+	ctx := context.Background()
+	url, err := srv.Create(ctx, "reports", 0) // also creates reports-dlq
+	if err != nil {
+		log.Fatal(err)
+	}
+	q := sqs.New(srv.Client(), url, sqs.DeadLetterQueue(srv.Endpoint+"/"+sqstest.Account+"/reports-dlq"))
+	defer q.Close()
+	if _, err := q.Publish(ctx, []byte("report 7")); err != nil {
+		log.Fatal(err)
+	}
+	msgs, err := q.Receive(ctx, 1, time.Minute)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := q.DeadLetter(ctx, msgs[0], errors.New("template missing")); err != nil {
+		log.Fatal(err)
+	}
+	n, err := q.Purge(ctx)
+	fmt.Println("purged:", n, err)
+	// Output: purged: 1 <nil>
+}
