@@ -150,8 +150,10 @@ func (a *app) rootCmd() *cobra.Command {
               like xargs -P, with a job log that a later run can resume from.
 
 Queues are URLs, from --queue or $CREW_QUEUE, by default ` + defaultQueue + `:
-an SQLite file next to you, created on first use. Add ?queue=NAME to pick a
-queue other than "default".
+an SQLite file next to you, created by crew enqueue or crew work (crew stats,
+crew dead and crew work --exit-when-empty never create one). Add ?queue=NAME
+to pick a queue other than "default". A URL is read strictly: an unknown
+parameter, a malformed query or a '#' is a usage error.
 
 Exit status: 0 on success (and after a drain that completed), 1 when a job or
 message failed, a drain had to give messages back, or an operation failed, 2
