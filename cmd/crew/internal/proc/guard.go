@@ -19,11 +19,12 @@ import (
 //
 // The guard is a second process, the guardian, started with the first
 // child that it guards (the program re-executed through a hidden entry
-// point that calls [ServeGuard]). Start tells it the process group of every child it starts
-// with Spec.Guard, and Wait tells it when the child has exited. The
-// guardian holds the read end of a pipe whose only write end is this
-// process's: when this process ends, for any reason, the kernel closes that
-// end, the guardian reads end-of-file and ends every group it was told of.
+// point that calls [ServeGuard]). Start tells it the process group of
+// every child it starts with Spec.Guard, and Wait tells it when the child
+// has exited. The guardian holds the read end of a pipe whose only write
+// end is this process's: when this process ends, for any reason, the
+// kernel closes that end, the guardian reads end-of-file and ends every
+// group it was told of.
 //
 // A pipe rather than the parent-death signal of Linux (PR_SET_PDEATHSIG):
 // that signal fires when the thread that started the child exits, not the
@@ -31,10 +32,12 @@ import (
 // grandchildren live in its process group; the pipe works on every Unix
 // system.
 //
-// Processes that a command leaves running in the background after it exits
-// are not guarded: once the command has exited, its group is forgotten, so
-// that the guardian never signals a group ID that the system has handed out
-// again.
+// A child is told to the guardian right after it starts, with one write: a
+// death of this process in the microseconds between the two leaves that one
+// child unguarded. Processes that a command leaves running in the
+// background after it exits are not guarded either: once the command has
+// exited, its group is forgotten, so that the guardian never signals a
+// group ID that the system has handed out again.
 type Guard struct {
 	path string
 	args []string
