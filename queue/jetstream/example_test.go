@@ -251,3 +251,25 @@ func ExampleNoCreate() {
 	fmt.Println(errors.Is(err, crew.ErrPermanent))
 	// Output: true
 }
+
+// Jobs that take minutes: a consumer whose AckWait equals the Consumer's
+// Lease extends each lease with one InProgress, and receives without an
+// extra request per message.
+func ExampleAckWait() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+	q, err := jetstream.Open(ctx, url+"?queue=videos", jetstream.AckWait(5*time.Minute))
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	info, err := q.JetStream().Consumer(ctx, "CREW_videos", "crew_videos")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(info.CachedInfo().Config.AckWait)
+	c := &queue.Consumer{Source: q, Lease: 5 * time.Minute, Handler: func(ctx context.Context, m *queue.Message) error { return nil }}
+	_ = c // c.Run(ctx) transcodes for as long as it takes, extending every 100s
+	// Output: 5m0s
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -152,39 +151,44 @@ func ackInfo(reply string) (seq, delivered uint64, ok bool) {
 }
 
 // lease sets the lease of freshly received messages when reset is true,
-// with one concurrent confirmed request each. A message whose request
+// with one confirmed request each, sent together. A message whose request
 // fails keeps the lease it had, which ends no later than the server's.
 func (q *Queue) lease(ctx context.Context, msgs []*queue.Message, lease time.Duration, reset bool) []*queue.Message {
-	if !reset {
+	if !reset || len(msgs) == 0 {
 		return msgs
 	}
-	var wg sync.WaitGroup
-	for _, m := range msgs {
-		wg.Go(func() { _ = q.setLease(context.WithoutCancel(ctx), m.Receipt.(*receipt), lease) })
+	receipts := make([]*receipt, len(msgs))
+	replies := make([]string, len(msgs))
+	for i, m := range msgs {
+		receipts[i] = m.Receipt.(*receipt)
+		replies[i] = receipts[i].reply
 	}
-	wg.Wait()
+	_ = q.renew(context.WithoutCancel(ctx), receipts, replies, lease)
 	return msgs
 }
 
-// setLease makes r's message due for redelivery lease from now, and
-// records that deadline. A lease of AckWait is an InProgress; any other, a
-// Nak with that delay, which JetStream applies to the redelivery timer of
-// the delivered message in the same way.
-func (q *Queue) setLease(ctx context.Context, r *receipt, lease time.Duration) error {
+// renew makes the receipts' messages due for redelivery lease from now,
+// and records that deadline for each that the server confirmed. A lease of
+// AckWait is an InProgress; any other, a Nak with that delay, which
+// JetStream applies to the redelivery timer of the delivered message in
+// the same way.
+func (q *Queue) renew(ctx context.Context, receipts []*receipt, replies []string, lease time.Duration) []error {
 	body := []byte("+WPI")
 	if lease != q.ackWait {
 		body = nakDelay(lease)
 	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	sent := time.Now()
-	if err := q.request(ctx, r, body); err != nil {
-		return err
-	}
+	errs := q.mux.confirm(ctx, replies, body)
 	q.mu.Lock()
-	if q.held[r.seq] == r {
-		r.deadline = sent.Add(lease)
+	defer q.mu.Unlock()
+	for i, r := range receipts {
+		if errs[i] == nil && q.held[r.seq] == r {
+			r.deadline = sent.Add(lease)
+		}
 	}
-	q.mu.Unlock()
-	return nil
+	return errs
 }
 
 func nakDelay(d time.Duration) []byte {
@@ -196,8 +200,7 @@ func nakDelay(d time.Duration) []byte {
 func (q *Queue) request(ctx context.Context, r *receipt, body []byte) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	_, err := q.nc.RequestWithContext(ctx, r.reply, body)
-	return err
+	return q.mux.confirm(ctx, []string{r.reply}, body)[0]
 }
 
 // requestTimeout bounds a confirmation when the caller's context has no
@@ -311,7 +314,7 @@ func (q *Queue) Extend(ctx context.Context, m *queue.Message, lease time.Duratio
 	if err != nil {
 		return err
 	}
-	if err := q.setLease(ctx, r, lease); err != nil {
+	if err := q.renew(ctx, []*receipt{r}, []string{r.reply}, lease)[0]; err != nil {
 		return fmt.Errorf("jetstream: extend %s: %w", m.ID, err)
 	}
 	return nil
