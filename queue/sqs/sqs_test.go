@@ -215,3 +215,47 @@ func TestReceiveOfMoreThanTenMessagesGetsThemAll(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A job that runs far longer than its lease keeps its message: the
+// consumer extends the visibility while the handler runs, so no other
+// receiver gets it, and it is handled once.
+func TestLongJobKeepsItsMessageInvisible(t *testing.T) {
+	q := newQueue(t)
+	if _, err := q.Publish(t.Context(), []byte("an hour-long job, in miniature")); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	finish := make(chan struct{})
+	done := make(chan queue.Result, 1)
+	c := &queue.Consumer{
+		Source:      q,
+		Concurrency: 1,
+		Lease:       time.Second, // the job runs 4 leases
+		Handler: func(ctx context.Context, m *queue.Message) error {
+			close(started)
+			<-finish
+			return ctx.Err()
+		},
+		OnResult: func(r queue.Result) { done <- r },
+		Logger:   slog.New(slog.DiscardHandler),
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	result := make(chan error, 1)
+	go func() { result <- c.Run(ctx) }()
+	<-started
+	// Meanwhile another receiver finds nothing, well past the lease.
+	rctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
+	msgs, _ := q.Receive(rctx, 10, time.Minute)
+	cancel()
+	close(finish)
+	if len(msgs) != 0 {
+		t.Errorf("another receiver got %s while the job ran", bodies(msgs))
+	}
+	if r := <-done; r.Outcome != queue.Succeeded {
+		t.Errorf("the job's outcome: %v (%v), want succeeded", r.Outcome, r.Err)
+	}
+	stop()
+	if err := <-result; err != nil {
+		t.Errorf("Consumer.Run: %v", err)
+	}
+}
