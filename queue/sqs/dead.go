@@ -200,7 +200,7 @@ func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 // Redrive sends the named dead letters (all of them when no ID is given)
 // back to the queue, ready at once, with their attributes but without the
 // dead-letter record, and returns how many it moved. IDs are those Dead
-// lists.
+// lists; SQS gives each redriven message a new ID.
 func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
 	n := 0
 	var errs []error
