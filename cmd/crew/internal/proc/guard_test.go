@@ -194,3 +194,30 @@ func startGuarded(t *testing.T, g *Guard, script string) (*Process, *bufio.Reade
 	t.Cleanup(func() { r.Close() })
 	return p, bufio.NewReader(r)
 }
+
+// BenchmarkGuardedStart measures what the guard adds to a child's start and
+// wait: compare the two sub-benchmarks.
+func BenchmarkGuardedStart(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, guarded := range []bool{false, true} {
+		b.Run("guarded="+strconv.FormatBool(guarded), func(b *testing.B) {
+			var g *Guard
+			if guarded {
+				g = NewGuard(exe, []string{exe, guardianRole})
+				defer g.Close()
+			}
+			for b.Loop() {
+				p, err := Start(Spec{Path: "/bin/true", Args: []string{"true"}, Guard: g})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := p.Wait(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
