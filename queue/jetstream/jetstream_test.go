@@ -278,3 +278,67 @@ func TestAttemptCountsDeliveries(t *testing.T) {
 		t.Errorf("attempts %v, want [1 2 3]", attempts)
 	}
 }
+
+// TestMessageAfterAWaitGetsAFreshLease checks that a message that arrives
+// at the end of a long poll is leased from its arrival, not from the start
+// of the poll.
+func TestMessageAfterAWaitGetsAFreshLease(t *testing.T) {
+	js := connect(t, startServer(t, t.TempDir(), 0).ClientURL())
+	q := newQueue(t, js, jetstream.AckWait(time.Second))
+	got := make(chan *queue.Message, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		msgs, _ := q.Receive(ctx, 1, time.Second)
+		if len(msgs) == 1 {
+			got <- msgs[0]
+		}
+		close(got)
+	}()
+	time.Sleep(1500 * time.Millisecond) // longer than the lease: the point of the test
+	if _, err := q.Publish(t.Context(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	m, ok := <-got
+	if !ok {
+		t.Fatal("the waiting Receive returned nothing")
+	}
+	if err := q.Ack(t.Context(), m); err != nil {
+		t.Errorf("Ack right after a message arrived from a long poll = %v, want success", err)
+	}
+}
+
+// TestExtendWithAckWaitKeepsTheMessage extends a lease of the consumer's
+// AckWait (an InProgress) past several AckWaits: no other receiver gets
+// the message meanwhile.
+func TestExtendWithAckWaitKeepsTheMessage(t *testing.T) {
+	url := startServer(t, t.TempDir(), 0).ClientURL()
+	a := newQueue(t, connect(t, url), jetstream.AckWait(time.Second))
+	b, err := jetstream.New(connect(t, url), a.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Publish(t.Context(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	m := receiveOne(t, a, time.Second)
+	others := make(chan int, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+		defer cancel()
+		msgs, _ := b.Receive(ctx, 1, time.Minute)
+		others <- len(msgs)
+	}()
+	for range 6 {
+		time.Sleep(400 * time.Millisecond) // the job, between extensions
+		if err := a.Extend(t.Context(), m, time.Second); err != nil {
+			t.Fatalf("Extend: %v", err)
+		}
+	}
+	if n := <-others; n != 0 {
+		t.Errorf("another receiver got the message while its lease was extended")
+	}
+	if err := a.Ack(t.Context(), m); err != nil {
+		t.Errorf("Ack after the extensions: %v", err)
+	}
+}
