@@ -123,8 +123,12 @@ func (w *Writer) prepare(resume bool) error {
 		// start a line of its own.
 		size = whole
 	}
-	if err := w.f.Truncate(size); err != nil {
-		return err
+	// A log may be a terminal or a pipe, such as /dev/stderr: those have
+	// nothing to truncate.
+	if fi, err := w.f.Stat(); err == nil && fi.Mode().IsRegular() {
+		if err := w.f.Truncate(size); err != nil {
+			return err
+		}
 	}
 	if size == 0 {
 		if _, err := io.WriteString(w.f, Header); err != nil {

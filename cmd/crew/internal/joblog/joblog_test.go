@@ -2,8 +2,10 @@ package joblog
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +195,31 @@ func TestCreateWithResumeAppendsAfterTheLastWholeLine(t *testing.T) {
 	w.Close()
 	if data, _ := os.ReadFile(path); string(data) != Header {
 		t.Errorf("resumed half header: %q, want just the header", data)
+	}
+}
+
+// TestCreateWritesToAPipe checks that a log can be a pipe, such as
+// /dev/stderr, which cannot be truncated.
+func TestCreateWritesToAPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	jl, err := Create("/dev/fd/"+strconv.Itoa(int(w.Fd())), false)
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jl.Write(Entry{Seq: 1, Start: time.UnixMilli(1000), Command: "true"}); err != nil {
+		t.Fatal(err)
+	}
+	jl.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Header + "1\t:\t1.000\t   0.000\t0\t0\t0\t0\ttrue\n"; string(data) != want {
+		t.Errorf("the pipe got %q, want %q", data, want)
 	}
 }
