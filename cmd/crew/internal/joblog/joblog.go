@@ -85,7 +85,9 @@ type Writer struct {
 // log (an error naming the line if one is malformed; the file is left as it
 // was), then appends to what it holds after its last whole line, writing
 // the header only if the file is new or empty; [Writer.Done] tells which
-// jobs the log recorded as done.
+// jobs the log recorded as done. A log that is not a regular file, such as
+// /dev/stderr, is neither locked nor read: the header and the entries are
+// written to it.
 func Create(path string, resume bool) (*Writer, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
@@ -100,8 +102,18 @@ func Create(path string, resume bool) (*Writer, error) {
 }
 
 // prepare locks the file, and then reads it (with resume) or empties it, and
-// leaves it ready for the next entry.
+// leaves it ready for the next entry. A log that is not a regular file, such
+// as /dev/stderr, is only written to: it cannot be read back, and a lock on
+// a terminal would be a lock on every other run in it.
 func (w *Writer) prepare(resume bool) error {
+	fi, err := w.f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		_, err := io.WriteString(w.f, Header)
+		return err
+	}
 	if err := syscall.Flock(int(w.f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return ErrLocked
@@ -123,12 +135,8 @@ func (w *Writer) prepare(resume bool) error {
 		// start a line of its own.
 		size = whole
 	}
-	// A log may be a terminal or a pipe, such as /dev/stderr: those have
-	// nothing to truncate.
-	if fi, err := w.f.Stat(); err == nil && fi.Mode().IsRegular() {
-		if err := w.f.Truncate(size); err != nil {
-			return err
-		}
+	if err := w.f.Truncate(size); err != nil {
+		return err
 	}
 	if size == 0 {
 		if _, err := io.WriteString(w.f, Header); err != nil {
