@@ -3,7 +3,10 @@ package otel_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -20,7 +23,17 @@ import (
 	"github.com/crewgo/crew/queue/sqlite"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stopServers()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // store is a queue that both publishes and receives.
 type store interface {
@@ -28,14 +41,19 @@ type store interface {
 	queue.Publisher
 }
 
-// backends returns a fresh queue of every backend this module tests on.
+// backends returns a fresh queue of every backend this module tests on;
+// with -short, only of those that need no server.
 func backends(t *testing.T) map[string]store {
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "crew.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return map[string]store{"memqueue": memqueue.New(), "sqlite": db.Queue("emails")}
+	all := map[string]store{"memqueue": memqueue.New(), "sqlite": db.Queue("emails")}
+	if !testing.Short() {
+		maps.Copy(all, serverBackends(t))
+	}
+	return all
 }
 
 func newProvider(t *testing.T) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
