@@ -73,11 +73,11 @@ still runs. Make CMD idempotent: CREW_MESSAGE_ID (X-Crew-Message-Id with
 --post) is the same on every delivery of a message, so CMD can record the
 IDs it has done, in the same transaction as its work, and skip them.
 
-Exit status: 0 when every message this run handled succeeded (retries that
-later succeeded included), 1 when any was dead-lettered, released
-(given back by a drain), or lost its lease, or when an operation failed,
-2 for a wrong command line (--lease below 1s included: a shorter lease
-would end before crew could extend it).
+crew work's own exit status is 0 when every message this run handled
+succeeded (retries that later succeeded included), 1 when any was
+dead-lettered, released (given back by a drain), or lost its lease, or
+when an operation failed, 2 for a wrong command line (--lease below 1s
+included: a shorter lease would end before crew could extend it).
 
 Stopping. The first SIGINT or SIGTERM stops receiving: running commands
 finish (they are not signalled), and crew exits 0 once they have. At --drain
@@ -91,7 +91,7 @@ then SIGKILL a second later), so that no command runs on unseen while its
 message is delivered again; this works on Linux and other Unix systems.
 What a command leaves running in the background after it exits is its own.
 
---exit-when-empty exits 0 once crew holds no message and the queue has no
+--exit-when-empty exits once crew holds no message and the queue has no
 ready, leased or delayed message: it waits for messages leased by other
 workers, and for retries, to come back, and handles them.
 
