@@ -142,6 +142,26 @@ func TestGuardCloseEndsRunningChildren(t *testing.T) {
 	}
 }
 
+func TestGuardKillsAGroupThatIgnoresSigterm(t *testing.T) {
+	g := startGuard(t)
+	p, out := startGuarded(t, g, `trap "" TERM; echo ready; sleep 30`)
+	readLine(t, out)
+	start := time.Now()
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	exit, err := p.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exit.Signal != syscall.SIGKILL {
+		t.Errorf("guarded child ended with %+v, want SIGKILL", exit)
+	}
+	if d := time.Since(start); d < GuardGrace {
+		t.Errorf("SIGKILL came after %v, before the grace of %v", d, GuardGrace)
+	}
+}
+
 func TestGuardForgetsAChildOnceItExited(t *testing.T) {
 	g := startGuard(t)
 	defer g.Close()
