@@ -127,7 +127,7 @@ func (q *Queue) Purge(ctx context.Context) (int, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	name := q.stream.CachedInfo().Config.Name
-	reply, err := q.nc.RequestWithContext(ctx, "$JS.API.STREAM.PURGE."+name, req)
+	reply, err := q.nc.RequestWithContext(ctx, apiPrefix(q.js)+"STREAM.PURGE."+name, req)
 	if err != nil {
 		return 0, fmt.Errorf("jetstream: queue %s: purge: %w", q.name, err)
 	}
