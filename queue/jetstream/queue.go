@@ -46,6 +46,12 @@ const (
 // through one durable pull consumer shared by every process that handles
 // the queue. It is a queue.Source and a queue.Publisher; every method is
 // safe for concurrent use.
+//
+// A method that waits for the server returns ctx's error when ctx ends
+// first, or after 5 seconds when ctx has no deadline (Receive waits as
+// long as ctx lets it). An acknowledgement sent before then may still take
+// effect: the consumer treats the message as unsettled, and a message
+// acknowledged twice is acknowledged once.
 type Queue struct {
 	js      natsjs.JetStream
 	nc      *nats.Conn
