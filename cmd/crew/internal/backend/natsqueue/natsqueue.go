@@ -80,23 +80,25 @@ type queueBackend struct {
 // Queues lists the queues that crew created (the streams CREW_<queue>)
 // and that hold any message, and this queue if it does.
 func (b *queueBackend) Queues(ctx context.Context) ([]string, error) {
-	var out []string
-	names := b.JetStream().StreamNames(ctx)
-	for name := range names.Name() {
-		queue, ok := strings.CutPrefix(name, "CREW_")
-		if !ok || queue == b.Name() {
-			continue
+	lister := b.JetStream().StreamNames(ctx)
+	var streams []string
+	for name := range lister.Name() { // read to the end, or the lister's goroutine waits
+		if queue, ok := strings.CutPrefix(name, "CREW_"); ok && queue != b.Name() {
+			streams = append(streams, name)
 		}
+	}
+	if err := lister.Err(); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, name := range streams {
 		s, err := b.JetStream().Stream(ctx, name)
 		if err != nil {
 			return nil, err
 		}
 		if s.CachedInfo().State.Msgs > 0 {
-			out = append(out, queue)
+			out = append(out, strings.TrimPrefix(name, "CREW_"))
 		}
-	}
-	if err := names.Err(); err != nil {
-		return nil, err
 	}
 	if s, err := b.Queue.Stats(ctx); err != nil {
 		return nil, err
