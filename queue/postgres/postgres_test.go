@@ -292,3 +292,23 @@ func TestNewUsesTheCallersPool(t *testing.T) {
 		t.Errorf("the caller's pool after DB.Close: %v", err)
 	}
 }
+
+func TestLongSchemaNameStillNotifies(t *testing.T) {
+	schema := strings.Repeat("s", 63) // PostgreSQL's longest name
+	receiver := openSchema(t, schema, postgres.PollInterval(time.Hour)).Queue("q")
+	publisher := openSchema(t, schema).Queue("q")
+	got := make(chan []*queue.Message, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		msgs, _ := receiver.Receive(ctx, 1, time.Minute)
+		got <- msgs
+	}()
+	id, err := publisher.Publish(t.Context(), []byte("x"))
+	if err != nil {
+		t.Fatalf("Publish in a schema with a 63-byte name: %v", err)
+	}
+	if msgs := <-got; len(msgs) != 1 || msgs[0].ID != id {
+		t.Fatalf("received %v, want message %s", msgs, id)
+	}
+}

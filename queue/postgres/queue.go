@@ -93,8 +93,8 @@ func (q *Queue) PublishBatch(ctx context.Context, bodies [][]byte, opts ...queue
 // waiting for the queue wake when tx commits.
 //
 // tx may come from any connection to the database (pgx.Conn or
-// pgxpool.Pool), not only the DB's own. If PublishTx fails, PostgreSQL
-// has aborted tx: roll it back.
+// pgxpool.Pool), not only the DB's own. If PublishTx fails, roll tx back:
+// after an error from the server, PostgreSQL has aborted it.
 func (q *Queue) PublishTx(ctx context.Context, tx pgx.Tx, body []byte, opts ...queue.PublishOption) (string, error) {
 	ids, err := q.PublishBatchTx(ctx, tx, [][]byte{body}, opts...)
 	if err != nil {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -101,6 +102,15 @@ type statements struct {
 	purge, queues                    string
 }
 
+// channel returns the notification channel of a schema's queues. It is
+// derived from a hash of the name because channel names are identifiers,
+// limited to 63 bytes, and schema names may be as long.
+func channel(schema string) string {
+	h := fnv.New64a()
+	h.Write([]byte(schema))
+	return fmt.Sprintf("crew_%016x", h.Sum64())
+}
+
 func newStatements(schema string) statements {
 	t := pgx.Identifier{schema, "messages"}.Sanitize()
 	const us = ` * interval '1 microsecond'`
@@ -110,7 +120,7 @@ func newStatements(schema string) statements {
 	// message ready sooner, and the old receipt fences off its holder.
 	const async = `set_config('synchronous_commit', 'off', true)`
 	return statements{
-		channel: "crew." + schema,
+		channel: channel(schema),
 		// $2 priority, $3 delay, $4 bodies, $5 attributes.
 		publish: `INSERT INTO ` + t + ` (queue, priority, ready_at, body, attributes)
 			SELECT $1, $2, now() + $3::bigint` + us + `, b, $5 FROM unnest($4::bytea[]) AS b
