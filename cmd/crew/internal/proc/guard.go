@@ -26,18 +26,18 @@ import (
 // kernel closes that end, the guardian reads end-of-file and ends every
 // group it was told of.
 //
-// A pipe rather than the parent-death signal of Linux (PR_SET_PDEATHSIG):
-// that signal fires when the thread that started the child exits, not the
-// process, and it reaches only the direct child, whereas a command's
-// grandchildren live in its process group; the pipe works on every Unix
-// system.
+// A pipe rather than the parent-death signal of Linux (PR_SET_PDEATHSIG)
+// alone: that signal reaches only the direct child, whereas a command's
+// grandchildren live in its process group, and the pipe works on every Unix
+// system. A child is told to the guardian right after it starts, with one
+// write; on Linux, a guarded child also gets SIGTERM as its parent-death
+// signal, so that a death of this process in the microseconds between the
+// two still ends the child (elsewhere, that child runs on).
 //
-// A child is told to the guardian right after it starts, with one write: a
-// death of this process in the microseconds between the two leaves that one
-// child unguarded. Processes that a command leaves running in the
-// background after it exits are not guarded either: once the command has
-// exited, its group is forgotten, so that the guardian never signals a
-// group ID that the system has handed out again.
+// Processes that a command leaves running in the background after it exits
+// are not guarded: once the command has exited, its group is forgotten, so
+// that the guardian never signals a group ID that the system has handed out
+// again.
 type Guard struct {
 	path string
 	args []string

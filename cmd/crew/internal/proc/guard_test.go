@@ -15,8 +15,10 @@ import (
 
 // The last argument that makes the test binary a helper process.
 const (
-	guardianRole = "crew-proc-test-guardian"
-	ownerRole    = "crew-proc-test-owner"
+	guardianRole     = "crew-proc-test-guardian"
+	deafGuardianRole = "crew-proc-test-deaf-guardian" // ends nothing
+	ownerRole        = "crew-proc-test-owner"
+	deafOwnerRole    = "crew-proc-test-deaf-owner" // guarded by a deaf guardian
 )
 
 // startGuard starts the test binary as a guardian.
@@ -29,15 +31,15 @@ func startGuard(t *testing.T) *Guard {
 	return NewGuard(exe, []string{exe, guardianRole})
 }
 
-// beOwner starts a guardian and a guarded `sh -c 'sleep 30 & ...; wait'`,
-// prints the PIDs of the guardian, the shell and the sleep, one per line,
-// then waits to be killed.
-func beOwner() {
+// beOwner starts a guardian (the test binary in role) and a guarded
+// `sh -c 'sleep 30 & ...; wait'`, prints the PIDs of the guardian, the
+// shell and the sleep, one per line, then waits to be killed.
+func beOwner(role string) {
 	exe, err := os.Executable()
 	if err != nil {
 		panic(err)
 	}
-	g := NewGuard(exe, []string{exe, guardianRole})
+	g := NewGuard(exe, []string{exe, role})
 	r, w, err := os.Pipe()
 	if err != nil {
 		panic(err)
@@ -67,11 +69,40 @@ func TestGuardEndsTheGroupsOfAKilledOwner(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc")
 	}
+	pids := killOwner(t, ownerRole)
+	for i, name := range []string{"guardian", "shell", "sleep"} {
+		if !waitDead(pids[i], 5*time.Second) {
+			t.Errorf("the %s (PID %d) outlived its owner by 5s", name, pids[i])
+			_ = syscall.Kill(pids[i], syscall.SIGKILL)
+		}
+	}
+}
+
+// TestGuardedChildGetsAParentDeathSignal kills the owner of a guarded child
+// whose guardian ends nothing: the parent-death signal, which covers the
+// moment before the guardian hears of a child, must end the child alone.
+func TestGuardedChildGetsAParentDeathSignal(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("a parent-death signal is Linux's")
+	}
+	pids := killOwner(t, deafOwnerRole)
+	defer syscall.Kill(pids[2], syscall.SIGKILL) // the sleep: nothing ends it
+	if !waitDead(pids[1], 5*time.Second) {
+		_ = syscall.Kill(pids[1], syscall.SIGKILL)
+		t.Errorf("the shell (PID %d) outlived its owner by 5s", pids[1])
+	}
+}
+
+// killOwner starts the test binary as an owner in role, kills it with
+// SIGKILL once its child runs, and returns the PIDs it printed: its
+// guardian's, its shell's and the shell's sleep's.
+func killOwner(t *testing.T, role string) [3]int {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner := exec.Command(exe, ownerRole)
+	owner := exec.Command(exe, role)
 	out, err := owner.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -92,12 +123,7 @@ func TestGuardEndsTheGroupsOfAKilledOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	owner.Wait()
-	for i, name := range []string{"guardian", "shell", "sleep"} {
-		if !waitDead(pids[i], 5*time.Second) {
-			t.Errorf("the %s (PID %d) outlived its owner by 5s", name, pids[i])
-			_ = syscall.Kill(pids[i], syscall.SIGKILL)
-		}
-	}
+	return pids
 }
 
 // waitDead polls until pid no longer runs, and reports whether it stopped
@@ -128,7 +154,7 @@ func TestGuardStartsNoGuardianBeforeItsFirstChild(t *testing.T) {
 
 func TestGuardCloseEndsRunningChildren(t *testing.T) {
 	g := startGuard(t)
-	p, out := startGuarded(t, g, `echo ready; sleep 30`)
+	p, out := startWithGuard(t, g, `echo ready; sleep 30`)
 	readLine(t, out)
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
@@ -144,7 +170,7 @@ func TestGuardCloseEndsRunningChildren(t *testing.T) {
 
 func TestGuardKillsAGroupThatIgnoresSigterm(t *testing.T) {
 	g := startGuard(t)
-	p, out := startGuarded(t, g, `trap "" TERM; echo ready; sleep 30`)
+	p, out := startWithGuard(t, g, `trap "" TERM; echo ready; sleep 30`)
 	readLine(t, out)
 	start := time.Now()
 	if err := g.Close(); err != nil {
@@ -167,7 +193,7 @@ func TestGuardForgetsAChildOnceItExited(t *testing.T) {
 	defer g.Close()
 	// A command that leaves a process behind in its group: once the
 	// command has exited, the guard is not to end its group.
-	p, out := startGuarded(t, g, `sleep 30 & echo $!`)
+	p, out := startWithGuard(t, g, `sleep 30 & echo $!`)
 	left, err := strconv.Atoi(readLine(t, out))
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +212,7 @@ func TestGuardForgetsAChildOnceItExited(t *testing.T) {
 
 func TestGuardedStartFailsOnceTheGuardIsClosed(t *testing.T) {
 	g := startGuard(t)
-	p, _ := startGuarded(t, g, `exit 0`)
+	p, _ := startWithGuard(t, g, `exit 0`)
 	if _, err := p.Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -198,8 +224,8 @@ func TestGuardedStartFailsOnceTheGuardIsClosed(t *testing.T) {
 	}
 }
 
-// startGuarded is start with a guard.
-func startGuarded(t *testing.T, g *Guard, script string) (*Process, *bufio.Reader) {
+// startWithGuard is start with a guard.
+func startWithGuard(t *testing.T, g *Guard, script string) (*Process, *bufio.Reader) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {

@@ -107,7 +107,11 @@ func Start(s Spec) (*Process, error) {
 	if attr.Env == nil {
 		attr.Env = os.Environ()
 	}
-	proc, err := os.StartProcess(s.Path, s.Args, attr)
+	start := os.StartProcess
+	if s.Guard != nil {
+		start = startGuarded
+	}
+	proc, err := start(s.Path, s.Args, attr)
 	if pr != nil {
 		pr.Close() // the child has its own copy
 	}

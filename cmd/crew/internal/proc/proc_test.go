@@ -3,6 +3,7 @@ package proc
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -20,11 +21,19 @@ func TestMain(m *testing.M) {
 	case guardianRole:
 		ServeGuard(os.Stdin)
 		os.Exit(0)
+	case deafGuardianRole:
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
 	case ownerRole:
-		beOwner()
+		beOwner(guardianRole)
+		os.Exit(1)
+	case deafOwnerRole:
+		beOwner(deafGuardianRole)
 		os.Exit(1)
 	}
-	goleak.VerifyTestMain(m)
+	// The goroutine that starts guarded children lives as long as the
+	// process, by design.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/crewgo/crew/cmd/crew/internal/proc.runStarter"))
 }
 
 // start runs sh -c script with its stdout on a pipe, and returns the
