@@ -5,8 +5,12 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/crewgo/crew/cmd/crew/internal/backend"
+	_ "github.com/crewgo/crew/cmd/crew/internal/backend/natsqueue"
 	_ "github.com/crewgo/crew/cmd/crew/internal/backend/pgqueue"
 	_ "github.com/crewgo/crew/cmd/crew/internal/backend/sqsqueue"
 	"github.com/crewgo/crew/queue/postgres/pgtest"
@@ -14,7 +18,7 @@ import (
 )
 
 // The dashboard knows backends only through backend.Backend: these tests
-// run its handlers on the PostgreSQL and SQS backends too, against real
+// run its handlers on the PostgreSQL, SQS and JetStream backends too, against real
 // servers that the tests start.
 
 func openURL(t *testing.T, raw string) backend.Backend {
@@ -31,7 +35,7 @@ func openURL(t *testing.T, raw string) backend.Backend {
 // redrive on the queue "emails" that open opens.
 func dashboardRedrivesOn(t *testing.T, open func(name string) backend.Backend) {
 	t.Helper()
-	ids := fill(t, open("emails"), 1, "to: ada@example.com", "to: grace@example.com")
+	ids := fillWith(t, open("emails"), false, 1, "to: ada@example.com", "to: grace@example.com")
 	s, ts := newServer(t, open, "emails", Options{})
 	if got := counts(t, ts.URL)["emails"]; got != [4]int{1, 0, 0, 2} {
 		t.Fatalf("emails counts %v, want 1 ready, 2 dead", got)
@@ -76,4 +80,17 @@ func TestDashboardOnSQS(t *testing.T) {
 	srv.CreateQueue(t, "emails", 1000)
 	base := "sqs+http://" + srv.Addr + "/" + sqstest.Account + "/"
 	dashboardRedrivesOn(t, func(name string) backend.Backend { return openURL(t, base+name+"?region="+sqstest.Region+"&wait=1s") })
+}
+
+func TestDashboardOnJetStream(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the NATS server did not start")
+	}
+	dashboardRedrivesOn(t, func(name string) backend.Backend { return openURL(t, "nats://"+ns.Addr().String()+"?queue="+name) })
 }

@@ -46,10 +46,21 @@ var deadPriority atomic.Int64
 // returns the dead letters' IDs.
 func fill(t *testing.T, q backend.Backend, ready int, dead ...string) []string {
 	t.Helper()
+	return fillWith(t, q, true, ready, dead...)
+}
+
+// fillWith is fill, with priorities or, for a fresh queue of a backend
+// that has none, without: the dead letters are then the oldest messages.
+func fillWith(t *testing.T, q backend.Backend, prioritize bool, ready int, dead ...string) []string {
+	t.Helper()
 	ctx := context.Background()
 	var ids []string
 	for _, body := range dead {
-		id, err := q.Publish(ctx, []byte(body), queue.Priority(int(deadPriority.Add(1))+1000))
+		var opts []queue.PublishOption
+		if prioritize {
+			opts = append(opts, queue.Priority(int(deadPriority.Add(1))+1000))
+		}
+		id, err := q.Publish(ctx, []byte(body), opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
