@@ -63,7 +63,9 @@
 // a SIGKILL included, the system closes its end; the guardian then sends
 // SIGTERM to the process group of every command still running, and SIGKILL
 // a second later to the groups still alive. This relies only on pipes and
-// process groups, so it works on Linux, macOS and the BSDs alike. A
+// process groups, so it works on Linux, macOS and the BSDs alike; on Linux,
+// each command also gets SIGTERM as its parent-death signal, which covers
+// the instant between its start and the guardian's hearing of it. A
 // command's group is forgotten once the command has exited: what it leaves
 // running in the background is its own.
 //
