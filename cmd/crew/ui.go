@@ -39,6 +39,9 @@ elsewhere. crew ui listens on 127.0.0.1 unless --addr says otherwise, and
 accepts changes only from its own page (same-origin requests that carry the
 page's token). --read-only removes the buttons and refuses every change.
 
+A store that --queue or $CREW_QUEUE names must exist; the default one,
+crew.db, is created if need be.
+
 The completed rate is inferred from the counts: messages published while
 others complete hide as many completions, so it is a lower bound while a
 queue is being fed.`,
@@ -51,7 +54,10 @@ queue is being fed.`,
 	cmd.Flags().BoolVar(&readOnly, "read-only", false, "show the store but refuse every change (no redrive, no purge)")
 	cmd.RunE = a.runE(func(cmd *cobra.Command, _ []string) error {
 		rawURL := queueURL()
-		q, err := openQueue(cmd.Context(), rawURL, false)
+		// A store named on purpose must exist (a typo is an error); the
+		// default one is created, so that crew ui works in a fresh
+		// directory, as crew enqueue does.
+		q, err := openQueue(cmd.Context(), rawURL, rawURL == defaultQueue)
 		if err != nil {
 			return err
 		}

@@ -63,6 +63,17 @@ func TestUIRefusesAStoreThatDoesNotExist(t *testing.T) {
 	}
 }
 
+func TestUICreatesTheDefaultStoreInAFreshDirectory(t *testing.T) {
+	dir := t.TempDir()
+	code, stderr := runApp(t, dir, "ui", "--addr", "256.0.0.1:1") // fails after opening the store
+	if code != exitFailure || !strings.Contains(stderr, "ui: listen tcp") {
+		t.Errorf("exit %d, stderr %q; want 1 and the listen error", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "crew.db")); err != nil {
+		t.Errorf("the default store was not created: %v", err)
+	}
+}
+
 func TestUIFailsOnAnAddressItCannotListenOn(t *testing.T) {
 	dir := t.TempDir()
 	queueURL := "sqlite://" + filepath.Join(dir, "crew.db")
