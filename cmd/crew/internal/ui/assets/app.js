@@ -105,7 +105,12 @@ async function refresh() {
   try {
     const data = await api("/api/overview");
     every = Math.max(1, data.every);
-    if (selected === null) selected = data.queue;
+    // A queue that no longer holds any message leaves the store's list:
+    // show the URL's own queue instead.
+    if (selected === null || !data.queues.some((q) => q.name === selected)) {
+      selected = data.queue;
+      lastDead = null;
+    }
     renderQueues(data);
     const q = data.queues.find((q) => q.name === selected);
     if (q && q.dead !== lastDead) await loadDead();
