@@ -105,7 +105,23 @@ func TestBrowserRedriveLowersTheDeadCount(t *testing.T) {
 		t.Errorf("store after the click: %+v %v, want 2 dead, 2 ready", st, err)
 	}
 
+	// Redrive selected, then all: the list empties.
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#dead-letters tr[data-id="`+ids[1]+`"] input`)),
+		chromedp.Click(chromedp.CSS(`#redrive-selected`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('`+deadCell+`').textContent === "1"`, chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Click(chromedp.CSS(`#redrive-all`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('`+deadCell+`').textContent === "0" && !document.querySelector('#no-dead').hidden`, chromedp.WithPollingTimeout(20*time.Second)),
+	)
+	if err != nil {
+		t.Fatalf("redrive selected, then all: %v", err)
+	}
+	if st, err := open("emails").Stats(context.Background(), "emails"); err != nil || st.Dead != 0 || st.Ready != 4 {
+		t.Errorf("store after redriving all: %+v %v, want 0 dead, 4 ready", st, err)
+	}
+
 	if path := os.Getenv("CREW_UI_SCREENSHOT"); path != "" {
+		fill(t, open("emails"), 0, "to: grace@example.com", "\x00\x01binary")
 		screenshot(t, ctx, open, path)
 	}
 }
