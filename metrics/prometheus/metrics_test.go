@@ -271,3 +271,40 @@ func TestGroupCollectorReportsWorkersUpAndRestarts(t *testing.T) {
 		`crew_group_worker_restarts_total{group="svc",worker="flaky"}`: 1,
 	})
 }
+
+func TestConsumerCollectorCountsMessagesReleasedAtAStop(t *testing.T) {
+	q := memqueue.New()
+	ctx := context.Background()
+	_, _ = q.Publish(ctx, []byte("running"))
+	_, _ = q.Publish(ctx, []byte("prefetched"))
+	started := make(chan struct{})
+	runCtx, stop := context.WithCancel(ctx)
+	c := &queue.Consumer{
+		Source: q, Concurrency: 1, Prefetch: 1, DrainTimeout: 50 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler),
+		Handler: func(ctx context.Context, m *queue.Message) error {
+			close(started)
+			<-ctx.Done() // runs past the drain deadline
+			return ctx.Err()
+		},
+	}
+	m := crewprom.NewConsumerCollector("jobs", c)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	<-started
+	for deadline := time.Now().Add(10 * time.Second); c.Stats().Held < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the consumer never prefetched the second message")
+		}
+	}
+	stop()
+	var de *queue.DrainError
+	if err := <-done; !errors.As(err, &de) {
+		t.Fatalf("Run: %v, want a *queue.DrainError", err)
+	}
+	expect(t, gather(t, m), map[string]float64{
+		`crew_queue_messages_total{outcome="released",queue="jobs"}`:  2,
+		`crew_queue_messages_total{outcome="succeeded",queue="jobs"}`: 0,
+		`crew_queue_in_flight{queue="jobs"}`:                          0,
+	})
+}
