@@ -148,6 +148,8 @@ func (a *app) rootCmd() *cobra.Command {
               graceful drain on SIGTERM that lets running commands finish.
   crew run    runs a command once per line of standard input, N at a time,
               like xargs -P, with a job log that a later run can resume from.
+  crew ui     serves a web page of a queue store: live counts, charts of depth
+              and throughput, and dead letters to redrive or purge.
 
 Queues are URLs, from --queue or $CREW_QUEUE, by default ` + defaultQueue + `:
 an SQLite file next to you, created by crew enqueue or crew work (crew stats,
