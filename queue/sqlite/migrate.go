@@ -59,14 +59,13 @@ var migrations = []migration{
 
 	// 3: ready and leased messages of every queue and priority in one
 	// table, ready, in the order Receive takes them (see schema.go); the
-	// tables of version 2 go. Not leased is lease_until 0 and no receipt
-	// is 0, where version 2 wrote 2^40 and -2^62.
+	// tables of version 2 go.
 	{sql: `CREATE TABLE ready (
 		queue       INTEGER NOT NULL REFERENCES queues (id),
 		priority    INTEGER NOT NULL,
 		id          INTEGER NOT NULL, -- unique in the file: see sqlNextIDs
-		lease_until INTEGER NOT NULL, -- when the current lease ends; 0 if none
-		receipt     INTEGER NOT NULL, -- the current delivery's receipt; 0 if none
+		lease_until INTEGER NOT NULL, -- when the current lease ends; notLeased if none
+		receipt     INTEGER NOT NULL, -- the current delivery's receipt; noReceipt if none
 		attempts    INTEGER NOT NULL, -- deliveries so far
 		body        BLOB    NOT NULL,
 		attributes  TEXT,             -- a JSON object, or NULL when there are none
@@ -177,10 +176,10 @@ func moveLanesToReady(c *conn) error {
 	}
 	for _, l := range lanes {
 		table := laneTable(l.id)
-		// Version 2 marked a message that is not leased with lease_until
-		// 2^40 (or 0, for rows from version 1) and receipt -2^62.
+		// Rows that version 2 moved from version 1 hold lease_until 0
+		// when they are not leased.
 		_, err := c.exec(`INSERT INTO ready (queue, priority, id, lease_until, receipt, attempts, body, attributes, created_at)
-			SELECT ?1, ?2, id, iif(lease_until = 1099511627776, 0, lease_until), max(receipt, 0), attempts, body, attributes, created_at
+			SELECT ?1, ?2, id, iif(lease_until = 0, `+notLeased+`, lease_until), receipt, attempts, body, attributes, created_at
 			FROM `+table, l.queue, l.priority)
 		if err == nil {
 			err = c.script(`DROP TABLE ` + table)

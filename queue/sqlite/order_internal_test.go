@@ -240,3 +240,27 @@ func TestAnyIntIsAPriority(t *testing.T) {
 		t.Errorf("the schema changed (schema_version %d, then %d)", tables, v)
 	}
 }
+
+// A Receive of any number of messages, of several priorities, leases each
+// of them once.
+func TestReceiveLeasesEveryMessageItReturns(t *testing.T) {
+	db := openInternal(t)
+	q := db.Queue("q")
+	urgent := publishIDs(t, q, 3, queue.Priority(1))
+	ids := append(urgent, publishIDs(t, q, 60)...)
+	msgs, got := receiveIDs(t, q, 59, time.Minute)
+	if !slices.Equal(got, ids[:59]) {
+		t.Fatalf("Receive = %v, want %v", got, ids[:59])
+	}
+	for _, m := range msgs {
+		if m.Attempt != 1 {
+			t.Errorf("message %s: Attempt = %d, want 1", m.ID, m.Attempt)
+		}
+	}
+	if s, err := q.Stats(t.Context()); err != nil || s != (Stats{Ready: 4, Leased: 59}) {
+		t.Errorf("Stats = %+v, %v; want 4 ready, 59 leased", s, err)
+	}
+	if err := q.Ack(t.Context(), msgs...); err != nil {
+		t.Error(err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -57,8 +56,9 @@ type receipt struct {
 	priority int64
 }
 
-// newToken returns a receipt token: positive, as 0 means none.
-func newToken() int64 { return 1 + rand.Int64N(math.MaxInt64) }
+// newToken returns a receipt token: at least 2^62, so that every token
+// takes as many bytes in a row as noReceipt.
+func newToken() int64 { return 1<<62 | rand.Int64N(1<<62) }
 
 // Name returns the queue's name.
 func (q *Queue) Name() string { return q.name }
@@ -333,20 +333,20 @@ func find(w *writer, qid, t int64, limit int) ([]leased, error) {
 }
 
 // markLeased leases the rows until leaseEnd with token, counting one more
-// attempt, in statements of up to leaseChunk rows of one priority.
+// attempt, in statements of one priority each (see sqlMarkLeased).
 func markLeased(w *writer, qid int64, rows []leased, token, leaseEnd int64) error {
-	args := make([]any, 0, 4+leaseChunk)
+	args := make([]any, 0, 4+maxLeaseList)
 	for len(rows) > 0 {
-		n := 1
-		for n < len(rows) && n < leaseChunk && rows[n].priority == rows[0].priority {
-			n++
+		same := 1
+		for same < len(rows) && rows[same].priority == rows[0].priority {
+			same++
 		}
+		n := leaseListLen(same)
 		args = append(args[:0], qid, rows[0].priority, leaseEnd, token)
 		for _, rw := range rows[:n] {
 			args = append(args, rw.id)
 		}
-		args, size := padIDs(args, n)
-		changed, err := w.exec(sqlMarkLeased[size], args...)
+		changed, err := w.exec(sqlMarkLeased[n], args...)
 		if err != nil {
 			return err
 		}

@@ -1,9 +1,6 @@
 package sqlite
 
-import (
-	"fmt"
-	"strings"
-)
+import "strconv"
 
 // Where messages live (migrate.go creates the tables).
 //
@@ -25,6 +22,19 @@ const (
 	stateDead    = 2
 )
 
+// What lease_until and receipt hold while a message is not leased, as SQL
+// literals. notLeased (2^40) is a moment long past, in 2004, so such a
+// message is ready; noReceipt (-2^62) is negative, and receipts never are.
+// Both take as many bytes in a row as the values a lease writes (a time in
+// Unix milliseconds, a receipt of at least 2^62), so that leasing or
+// releasing a message rewrites its row in place: SQLite overwrites a row
+// whose size does not change, but deletes and inserts one whose size does,
+// which costs a lease several times more.
+const (
+	notLeased = "1099511627776"
+	noReceipt = "-4611686018427387904"
+)
+
 // The statements. Parameters are numbered so that each can be read next to
 // its query; ?1 is the queue's row ID unless said otherwise. The set of
 // statement texts is fixed, which keeps each connection's cache of
@@ -42,7 +52,7 @@ const (
 
 	// ?2 priority, ?3 id, ?4 body, ?5 attributes, ?6 now.
 	sqlPublishReady = `INSERT INTO ready (queue, priority, id, lease_until, receipt, attempts, body, attributes, created_at)
-		VALUES (?1, ?2, ?3, 0, 0, 0, ?4, ?5, ?6)`
+		VALUES (?1, ?2, ?3, ` + notLeased + `, ` + noReceipt + `, 0, ?4, ?5, ?6)`
 	// ?2 priority, ?3 id, ?4 body, ?5 attributes, ?6 now, ?7 ready_at.
 	sqlPublishDelayed = `INSERT INTO messages (queue, priority, id, body, attributes, created_at, ready_at, state)
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)`
@@ -54,11 +64,13 @@ const (
 	// holds them.
 	sqlDue     = `queue = ?1 AND (state = 1 AND ready_at <= ?2 OR state = 0 AND lease_until <= ?2)`
 	sqlPromote = `INSERT INTO ready (queue, priority, id, lease_until, receipt, attempts, body, attributes, created_at)
-		SELECT queue, priority, id, 0, 0, attempts, body, attributes, created_at FROM messages WHERE ` + sqlDue
+		SELECT queue, priority, id, ` + notLeased + `, ` + noReceipt + `, attempts, body, attributes, created_at
+		FROM messages WHERE ` + sqlDue
 	sqlPromoted = `DELETE FROM messages WHERE ` + sqlDue
 
 	// ?2 now: the messages Receive may lease, in the order it takes them.
-	// Receive stops reading once it has enough.
+	// Receive stops reading once it has enough, then leases them with
+	// sqlMarkLeased.
 	sqlReady = `SELECT priority, id, attempts, body, attributes FROM ready
 		WHERE queue = ?1 AND lease_until <= ?2 ORDER BY priority DESC, id`
 	// When the next delayed message becomes ready, and when the next
@@ -67,8 +79,10 @@ const (
 	sqlNextLeaseEnd = `SELECT min(lease_until) FROM ready WHERE queue = ?1 AND lease_until > ?2`
 
 	// Settling statements: ?2 priority and ?3 id are the message's key,
-	// ?4 the receipt that fences it. Nack without a delay:
-	sqlRelease = `UPDATE ready SET lease_until = 0, receipt = 0
+	// ?4 the receipt that fences it. Ack:
+	sqlAck = `DELETE FROM ready WHERE queue = ?1 AND priority = ?2 AND id = ?3 AND receipt = ?4`
+	// Nack without a delay:
+	sqlRelease = `UPDATE ready SET lease_until = ` + notLeased + `, receipt = ` + noReceipt + `
 		WHERE queue = ?1 AND priority = ?2 AND id = ?3 AND receipt = ?4`
 	// Extend: ?5 lease end.
 	sqlExtend = `UPDATE ready SET lease_until = ?5
@@ -84,7 +98,7 @@ const (
 	// Redrive: the queue's dead letters, or with sqlOneID the one whose ID
 	// is ?2, back to ready with no attempts.
 	sqlRedrive = `INSERT INTO ready (queue, priority, id, lease_until, receipt, attempts, body, attributes, created_at)
-		SELECT queue, priority, id, 0, 0, 0, body, attributes, created_at FROM messages
+		SELECT queue, priority, id, ` + notLeased + `, ` + noReceipt + `, 0, body, attributes, created_at FROM messages
 		WHERE queue = ?1 AND state = 2`
 	sqlRedriven = `DELETE FROM messages WHERE queue = ?1 AND state = 2`
 	sqlOneID    = ` AND id = ?2`
@@ -108,58 +122,37 @@ const (
 		WHERE q.name = ?1 AND m.queue = q.id AND state = 2 ORDER BY ready_at, m.id`
 )
 
-// leaseChunk is the most messages one sqlMarkLeased statement updates, and
-// ackBatch the most one sqlAcks statement deletes.
-const (
-	leaseChunk = 32
-	ackBatch   = 32
-)
-
-// sqlMarkLeased[n] leases n messages of one priority found by sqlReady:
-// ?2 priority, ?3 lease end, ?4 receipt, then their IDs.
-var sqlMarkLeased = bySize(leaseChunk, 5, func(ids string) string {
-	return `UPDATE ready SET lease_until = ?3, receipt = ?4, attempts = attempts + 1
-		WHERE queue = ?1 AND priority = ?2 AND id IN (` + ids + `)`
-})
-
-// sqlAcks[n] deletes n messages of one priority and one delivery, fenced
-// by its receipt, and returns the IDs it deleted: ?2 priority, ?3
-// receipt, then their IDs.
-var sqlAcks = bySize(ackBatch, 4, func(ids string) string {
-	return `DELETE FROM ready WHERE queue = ?1 AND priority = ?2 AND id IN (` + ids + `) AND receipt = ?3 RETURNING id`
-})
-
-// bySize returns, at each index n that is a power of two up to max, the
-// statement build makes for n IDs given as the parameters ?first to
-// ?(first+n-1). A list of another length is padded to the next power of
-// two (see padIDs), which keeps the set of statements small.
-func bySize(max, first int, build func(ids string) string) []string {
-	s := make([]string, max+1)
-	var ids strings.Builder
-	for n := 1; n <= max; n++ {
-		if n > 1 {
-			ids.WriteString(", ")
-		}
-		fmt.Fprintf(&ids, "?%d", first+n-1)
-		if n&(n-1) == 0 {
-			s[n] = build(ids.String())
+// sqlMarkLeased[n], for n a power of two up to maxLeaseList, leases n
+// messages of one priority: ?2 priority, ?3 lease end, ?4 receipt, then
+// their IDs. Updating a list of rows in one statement costs much less than
+// a statement per row; lists of other lengths are leased in pieces whose
+// lengths are powers of two, which keeps the set of statements small.
+var sqlMarkLeased = func() map[int]string {
+	m := make(map[int]string)
+	ids := "?5"
+	for n := 1; n <= maxLeaseList; n *= 2 {
+		m[n] = `UPDATE ready SET lease_until = ?3, receipt = ?4, attempts = attempts + 1
+			WHERE queue = ?1 AND priority = ?2 AND id IN (` + ids + `)`
+		for i := n + 1; i <= 2*n; i++ {
+			ids += ", ?" + strconv.Itoa(4+i)
 		}
 	}
-	return s
-}
+	return m
+}()
 
-// padIDs pads args, which end with n IDs, to the next power of two by
-// repeating the last ID (an ID given twice in an IN list changes nothing),
-// and returns them and the padded length.
-func padIDs(args []any, n int) ([]any, int) {
+// maxLeaseList is the longest list of IDs that one sqlMarkLeased statement
+// takes.
+const maxLeaseList = 32
+
+// leaseListLen returns the length of the first piece in which n messages
+// are leased: the largest power of two, up to maxLeaseList, that is not
+// more than n.
+func leaseListLen(n int) int {
 	size := 1
-	for size < n {
+	for size*2 <= min(n, maxLeaseList) {
 		size *= 2
 	}
-	for range size - n {
-		args = append(args, args[len(args)-1])
-	}
-	return args, size
+	return size
 }
 
 // maxReceive is the most messages one Receive returns.

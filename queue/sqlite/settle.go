@@ -2,10 +2,8 @@ package sqlite
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -42,8 +40,23 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 	if err := q.check(); err != nil {
 		return err
 	}
-	chunks, lost := ackChunks(q, msgs)
-	if len(chunks) == 0 {
+	type ack struct {
+		m       *queue.Message
+		id      int64
+		r       receipt
+		deleted bool
+	}
+	acks := make([]ack, 0, len(msgs))
+	var lost []error
+	for _, m := range msgs {
+		id, r, err := q.fence(m)
+		if err != nil {
+			lost = append(lost, err)
+			continue
+		}
+		acks = append(acks, ack{m: m, id: id, r: r})
+	}
+	if len(acks) == 0 {
 		return errors.Join(lost...)
 	}
 	err := q.db.write(ctx, func(w *writer) error {
@@ -51,77 +64,28 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 		if err != nil {
 			return err
 		}
-		for i := range chunks {
-			if c := &chunks[i]; c.r.ours(qid) {
-				if err := c.delete(w); err != nil {
-					return err
-				}
+		for i := range acks {
+			a := &acks[i]
+			if !a.r.ours(qid) {
+				continue
 			}
+			n, err := w.exec(sqlAck, a.r.queue, a.r.priority, a.id, a.r.token)
+			if err != nil {
+				return err
+			}
+			a.deleted = n > 0 // a second copy of the message finds none
 		}
 		return nil
 	})
 	if err != nil {
 		return q.wrap(err, "ack")
 	}
-	for _, c := range chunks {
-		for i, m := range c.msgs {
-			if !slices.Contains(c.deleted, c.ids[i]) {
-				lost = append(lost, q.leaseLost(m))
-			}
+	for _, a := range acks {
+		if !a.deleted {
+			lost = append(lost, q.leaseLost(a.m))
 		}
 	}
 	return errors.Join(lost...)
-}
-
-// ackChunk is up to ackBatch distinct messages of one delivery (one
-// receipt), which one statement deletes.
-type ackChunk struct {
-	r       receipt
-	ids     []int64
-	msgs    []*queue.Message
-	deleted []int64 // set by delete
-}
-
-// ackChunks sorts msgs into chunks by receipt, and returns them with an
-// error for each message that this queue did not deliver. A message given
-// twice lands in two chunks, so that the second copy is reported lost.
-func ackChunks(q *Queue, msgs []*queue.Message) (chunks []ackChunk, lost []error) {
-	open := make(map[receipt]int, 2) // receipt → index of its chunk that is not full
-	for _, m := range msgs {
-		id, r, err := q.fence(m)
-		if err != nil {
-			lost = append(lost, err)
-			continue
-		}
-		i, ok := open[r]
-		if ok && (len(chunks[i].ids) == ackBatch || slices.Contains(chunks[i].ids, id)) {
-			ok = false
-		}
-		if !ok {
-			i = len(chunks)
-			open[r] = i
-			chunks = append(chunks, ackChunk{r: r})
-		}
-		chunks[i].ids = append(chunks[i].ids, id)
-		chunks[i].msgs = append(chunks[i].msgs, m)
-	}
-	return chunks, lost
-}
-
-// delete deletes the chunk's rows that still carry its receipt, and
-// records in c.deleted which ones it deleted.
-func (c *ackChunk) delete(w *writer) error {
-	args := make([]any, 0, 3+ackBatch)
-	args = append(args, c.r.queue, c.r.priority, c.r.token)
-	for _, id := range c.ids {
-		args = append(args, id)
-	}
-	args, size := padIDs(args, len(c.ids))
-	c.deleted = c.deleted[:0]
-	return w.query(sqlAcks[size], args, func(vals []driver.Value) error {
-		c.deleted = append(c.deleted, int64Value(vals[0]))
-		return nil
-	})
 }
 
 // Nack gives up m's lease: m becomes ready again after delay (at once for

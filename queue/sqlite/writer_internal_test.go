@@ -437,3 +437,45 @@ func TestOnlyMigrationsChangeTheSchema(t *testing.T) {
 		}
 	}
 }
+
+// intWidth is how many bytes SQLite's record format takes for v (0 for
+// the constants 0 and 1).
+func intWidth(v int64) int {
+	switch {
+	case v == 0 || v == 1:
+		return 0
+	case v >= -1<<7 && v < 1<<7:
+		return 1
+	case v >= -1<<15 && v < 1<<15:
+		return 2
+	case v >= -1<<23 && v < 1<<23:
+		return 3
+	case v >= -1<<31 && v < 1<<31:
+		return 4
+	case v >= -1<<47 && v < 1<<47:
+		return 6
+	}
+	return 8
+}
+
+// A lease, and its release, rewrite a row without changing its size.
+func TestUnleasedValuesAreAsWideAsALeasesValues(t *testing.T) {
+	notLeasedV, err1 := strconv.ParseInt(notLeased, 10, 64)
+	noReceiptV, err2 := strconv.ParseInt(noReceipt, 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	if notLeasedV >= time.Now().UnixMilli() {
+		t.Errorf("notLeased = %d is not in the past", notLeasedV)
+	}
+	lease := time.Now().AddDate(1, 0, 0).UnixMilli()
+	if got, want := intWidth(notLeasedV), intWidth(lease); got != want {
+		t.Errorf("notLeased takes %d bytes, a lease end %d", got, want)
+	}
+	for range 100 {
+		token := newToken()
+		if token <= 0 || intWidth(token) != intWidth(noReceiptV) {
+			t.Fatalf("token %d takes %d bytes, noReceipt %d", token, intWidth(token), intWidth(noReceiptV))
+		}
+	}
+}
