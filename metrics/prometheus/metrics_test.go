@@ -308,3 +308,34 @@ func TestConsumerCollectorCountsMessagesReleasedAtAStop(t *testing.T) {
 		`crew_queue_in_flight{queue="jobs"}`:                          0,
 	})
 }
+
+// losingSource loses every lease it is asked to extend.
+type losingSource struct{ *memqueue.Queue }
+
+func (losingSource) Extend(context.Context, *queue.Message, time.Duration) error {
+	return queue.ErrLeaseLost
+}
+
+func TestConsumerCollectorCountsLostLeases(t *testing.T) {
+	q := memqueue.New()
+	_, _ = q.Publish(context.Background(), []byte("long"))
+	ctx, stop := context.WithCancel(context.Background())
+	c := &queue.Consumer{
+		Source: losingSource{q}, Concurrency: 1, Lease: queue.MinLease,
+		Logger:   slog.New(slog.DiscardHandler),
+		OnResult: func(queue.Result) { stop() },
+		Handler: func(ctx context.Context, m *queue.Message) error {
+			<-ctx.Done() // cancelled when the lease is lost
+			return ctx.Err()
+		},
+	}
+	m := crewprom.NewConsumerCollector("jobs", c)
+	if err := c.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	expect(t, gather(t, m), map[string]float64{
+		`crew_queue_messages_total{outcome="lease_lost",queue="jobs"}`: 1,
+		`crew_queue_messages_total{outcome="retried",queue="jobs"}`:    0,
+		`crew_queue_in_flight{queue="jobs"}`:                           0,
+	})
+}
