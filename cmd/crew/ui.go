@@ -38,6 +38,9 @@ The page and its assets are part of the crew binary; it loads nothing from
 elsewhere. crew ui listens on 127.0.0.1 unless --addr says otherwise, and
 accepts changes only from its own page (same-origin requests that carry the
 page's token). --read-only removes the buttons and refuses every change.
+Requests must name the server by an IP address, localhost or the host name
+in --addr (so that no web site can reach it through a DNS name of its own):
+a proxy in front of it must pass one of those as the Host.
 
 A store that --queue or $CREW_QUEUE names must exist; the default one,
 crew.db, is created if need be.
