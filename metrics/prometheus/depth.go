@@ -8,8 +8,10 @@ import (
 	prom "github.com/prometheus/client_golang/prometheus"
 )
 
-// Depth counts one queue's messages by state, as the backends' Stats
-// methods do.
+// Depth counts one queue's messages by state. The Stats types of crew's
+// backends (memqueue.Counts, and the Stats of queue/sqlite, queue/postgres,
+// queue/sqs and queue/jetstream) have the same fields, so they convert:
+// crewprom.Depth(s).
 type Depth struct {
 	Ready   int // can be received now
 	Leased  int // received and not yet settled
