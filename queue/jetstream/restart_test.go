@@ -73,6 +73,9 @@ func TestServerRestartLosesNothing(t *testing.T) {
 		}
 	}
 	waitFor(n / 3)
+	mu.Lock()
+	before := len(handled)
+	mu.Unlock()
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	restartServer(t, dir, addr)
@@ -84,6 +87,11 @@ func TestServerRestartLosesNothing(t *testing.T) {
 			t.Errorf("Consumer.Run: %v", err)
 		}
 	}
+	total := 0
+	for _, c := range handled {
+		total += c
+	}
+	t.Logf("%d of %d messages handled before the restart; %d handlings in all", before, n, total)
 	for i := range n {
 		if handled[strconv.Itoa(i)] == 0 {
 			t.Errorf("message %d was never handled", i)
