@@ -21,7 +21,7 @@ const (
 	DefaultLease        = 30 * time.Second
 	DefaultMaxAttempts  = 5
 	DefaultDrainTimeout = 25 * time.Second
-	DefaultAckBatch     = 10
+	DefaultAckBatch     = 64
 	DefaultAckDelay     = 20 * time.Millisecond
 )
 
