@@ -312,3 +312,49 @@ func TestLongSchemaNameStillNotifies(t *testing.T) {
 		t.Fatalf("received %v, want message %s", msgs, id)
 	}
 }
+
+// TestReceiveWalksTheIndexOfATableThePlannerThinksEmpty fills a new queue
+// faster than autovacuum analyses it, so that the planner's statistics
+// still say the table is empty, and checks that a Receive of a few
+// messages reads a few entries of the receive index, not all of them.
+func TestReceiveWalksTheIndexOfATableThePlannerThinksEmpty(t *testing.T) {
+	schema := newSchema(t)
+	q := openSchema(t, schema).Queue("q")
+	ctx := t.Context()
+	// Below about this many, the planner walks the index anyway.
+	const n = 100000
+	bodies := make([][]byte, 1000)
+	for i := range bodies {
+		bodies[i] = []byte(strings.Repeat("x", 100))
+	}
+	for range n / len(bodies) {
+		if _, err := q.PublishBatch(ctx, bodies); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := receiveNow(t, q, 5); len(got) != 5 {
+		t.Fatalf("received %d messages, want 5", len(got))
+	}
+	conn, err := pgx.Connect(ctx, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// A server process reports its statistics when it goes idle, at most
+	// once a second, or ten seconds later.
+	var read int64
+	for deadline := time.Now().Add(30 * time.Second); read == 0; {
+		err := conn.QueryRow(ctx, `SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes
+			WHERE schemaname = $1 AND indexrelname = 'messages_ready'`, schema).Scan(&read)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no statistics for the receive index after 30s")
+		}
+		time.Sleep(100 * time.Millisecond) // polling a condition
+	}
+	if read >= n/10 {
+		t.Errorf("receiving 5 messages of %d read %d entries of the receive index: the plan did not walk it in order", n, read)
+	}
+}

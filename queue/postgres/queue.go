@@ -212,10 +212,22 @@ func (q *Queue) Receive(ctx context.Context, n int, lease time.Duration) ([]*que
 // maxReceive is the most messages one Receive leases.
 const maxReceive = 1000
 
-// lease runs the receive statement once.
+// lease runs the receive statement once, in one transaction and one round
+// trip with receivePlan, which commits it without waiting for the disk and
+// makes PostgreSQL walk messages_ready in order. Without that, a table
+// filled faster than autovacuum analyses it looks empty to the planner,
+// which then sorts every ready message of the queue to take a few.
 func (q *Queue) lease(ctx context.Context, n int, lease time.Duration) ([]*queue.Message, error) {
 	token := rand.Int64() // a fresh one for every lease
-	rows, _ := q.db.pool.Query(ctx, q.db.sql.receive, q.name, n, micros(lease), token)
+	var batch pgx.Batch
+	batch.Queue(q.db.sql.receivePlan)
+	batch.Queue(q.db.sql.receive, q.name, n, micros(lease), token)
+	br := q.db.pool.SendBatch(ctx, &batch)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, q.leaseFailed(ctx, err)
+	}
+	rows, _ := br.Query()
 	type row struct {
 		id, priority int64
 		m            *queue.Message
@@ -226,11 +238,11 @@ func (q *Queue) lease(ctx context.Context, n int, lease time.Duration) ([]*queue
 		x.m.ID = strconv.FormatInt(x.id, 10)
 		return x, err
 	})
+	if err == nil {
+		err = br.Close()
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, q.wrap(err, "receive")
+		return nil, q.leaseFailed(ctx, err)
 	}
 	// RETURNING follows no order: put the batch in the order it was taken.
 	slices.SortFunc(leased, func(a, b row) int {
@@ -241,6 +253,13 @@ func (q *Queue) lease(ctx context.Context, n int, lease time.Duration) ([]*queue
 		msgs[i] = x.m
 	}
 	return msgs, nil
+}
+
+func (q *Queue) leaseFailed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return q.wrap(err, "receive")
 }
 
 // fence returns the ID and lease token of m, or ErrLeaseLost if m was not

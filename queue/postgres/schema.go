@@ -96,7 +96,7 @@ type statements struct {
 	channel string // the notification channel of the schema's publishes
 
 	publish, notify                  string
-	receive                          string
+	receivePlan, receive             string
 	ack, extend, nack, deadLetter    string
 	stats, dead, redrive, redriveIDs string
 	purge, queues                    string
@@ -127,13 +127,15 @@ func newStatements(schema string) statements {
 			RETURNING id`,
 		// $1 channel, $2 queue.
 		notify: `SELECT pg_notify($1, $2)`,
+		// Run before receive, in its transaction (see Queue.lease).
+		receivePlan: `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+			set_config('enable_sort', 'off', true), ` + async,
 		// $2 max, $3 lease, $4 receipt. The subquery locks the rows, in
 		// the order they are taken, skipping those that other receivers
 		// are leasing; the update leases them, finding them by their
 		// primary key (joined with the subquery instead, the generic plan
 		// that PostgreSQL settles on reads the whole table).
 		receive: `UPDATE ` + t + ` m SET ready_at = now() + $3::bigint` + us + `, receipt = $4, attempts = m.attempts + 1
-			FROM (SELECT ` + async + `) AS async
 			WHERE m.id = ANY (ARRAY (SELECT id FROM ` + t + `
 				WHERE queue = $1 AND state = 0 AND ready_at <= now()
 				ORDER BY priority DESC, id LIMIT $2
