@@ -70,9 +70,10 @@ var ErrLocked = errors.New("in use by another crew run")
 // with one write call to a file opened for appending, so that a crash leaves
 // whole lines behind.
 type Writer struct {
-	mu   sync.Mutex
-	f    *os.File
-	done map[int64]bool
+	mu     sync.Mutex
+	f      *os.File
+	done   map[int64]bool
+	failed map[int64]bool
 }
 
 // Create opens the job log at path for one run and takes an exclusive lock
@@ -93,7 +94,7 @@ func Create(path string, resume bool) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job log %s: %w", path, errors.Unwrap(err))
 	}
-	w := &Writer{f: f, done: map[int64]bool{}}
+	w := &Writer{f: f, done: map[int64]bool{}, failed: map[int64]bool{}}
 	if err := w.prepare(resume); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("job log %s: %w", path, err)
@@ -129,7 +130,13 @@ func (w *Writer) prepare(resume bool) error {
 		for _, e := range entries {
 			if e.Done() {
 				w.done[e.Seq] = true
+			} else {
+				w.failed[e.Seq] = true
 			}
+		}
+		// A job that failed and then succeeded in a later run is done.
+		for seq := range w.done {
+			delete(w.failed, seq)
 		}
 		// A crash can leave half a line at the end: the next entry must
 		// start a line of its own.
@@ -176,6 +183,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // Done returns the Seq numbers of the jobs that the log recorded as done
 // when Create opened it with resume; none without resume.
 func (w *Writer) Done() map[int64]bool { return w.done }
+
+// Failed returns the Seq numbers of the jobs that the log recorded as
+// failed, and never as done, when Create opened it with resume; none
+// without resume.
+func (w *Writer) Failed() map[int64]bool { return w.failed }
 
 // Write appends e to the log.
 func (w *Writer) Write(e Entry) error {

@@ -98,6 +98,32 @@ func TestCreateWithResumeKnowsOnlySuccessfulJobsAsDone(t *testing.T) {
 	w.Close()
 }
 
+// TestCreateWithResumeKnowsTheFailedJobs checks that a job is failed when
+// the log records a failure of it and no success, whatever the order.
+func TestCreateWithResumeKnowsTheFailedJobs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jobs.log")
+	log := Header +
+		"1\t:\t1.000\t0.100\t0\t0\t0\t0\tok\n" +
+		"2\t:\t1.000\t0.100\t0\t0\t1\t0\tfailed\n" +
+		"3\t:\t1.000\t0.100\t0\t0\t-1\t15\tkilled\n" +
+		"4\t:\t1.000\t0.100\t0\t0\t1\t0\tfailed, then done\n" +
+		"4\t:\t2.000\t0.100\t0\t0\t0\t0\tfailed, then done\n"
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Create(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if failed := w.Failed(); len(failed) != 2 || !failed[2] || !failed[3] {
+		t.Errorf("failed = %v, want 2 and 3", failed)
+	}
+	if done := w.Done(); len(done) != 2 || !done[1] || !done[4] {
+		t.Errorf("done = %v, want 1 and 4", done)
+	}
+}
+
 func TestCreateWithResumeLeavesAMalformedLogAsItWas(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jobs.log")
 	log := Header + "garbage\n" + "4\t:\t1.0"
