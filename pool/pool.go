@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,6 @@ type Pool struct {
 	spinning int          // workers polling the queue before they park
 	parked   []*worker    // idle workers, most recently parked last
 	stalled  bool         // a full queue did not drain while a submitter yielded
-	trimming bool         // trim is running
 
 	outstanding int           // submitted, not yet finished or skipped
 	drained     chan struct{} // closed when outstanding drops to zero; nil if nobody waits
@@ -63,9 +63,9 @@ type Pool struct {
 // worker is one goroutine of a pool. While parked it waits on wake, which
 // carries its next task, or nil to make it exit.
 type worker struct {
-	p        *Pool
-	wake     chan task
-	parkedAt time.Time
+	p    *Pool
+	wake chan task
+	idle *time.Timer // fires when the worker has been parked for IdleTimeout
 }
 
 // Stats is a snapshot of a pool's counters.
@@ -354,54 +354,39 @@ func (w *worker) nextLocked() task {
 			return nil
 		}
 	}
-	w.parkedAt = time.Now()
 	p.parked = append(p.parked, w)
 	p.stalled = false // the queue is empty: the workers keep up
 	p.passRoomLocked()
-	if !p.trimming {
-		p.trimming = true
-		p.exited.Add(1)
-		go p.trim()
-	}
 	p.mu.Unlock()
-	return <-w.wake // nil when told to exit; whoever woke it did the accounting
+	return w.park()
 }
 
-// trim ends the workers parked for longer than IdleTimeout, and returns once
-// none is parked. Parked workers wait on their channel alone, with no timer
-// each: this one goroutine keeps the time for all of them.
-func (p *Pool) trim() {
-	defer p.exited.Done()
-	t := time.NewTimer(IdleTimeout)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-p.closing:
-		}
-		p.mu.Lock()
-		// The stack's bottom holds the workers parked longest.
-		cutoff := time.Now().Add(-IdleTimeout)
-		n := 0
-		for n < len(p.parked) && !p.parked[n].parkedAt.After(cutoff) {
-			p.parked[n].wake <- nil
-			n++
-		}
-		if n > 0 {
-			p.workers -= n
-			p.parked = append(p.parked[:0], p.parked[n:]...)
-			clear(p.parked[len(p.parked) : len(p.parked)+n])
-			p.passRoomLocked()
-		}
-		if len(p.parked) == 0 || p.closed {
-			p.trimming = false
-			p.mu.Unlock()
-			return
-		}
-		next := time.Until(p.parked[0].parkedAt.Add(IdleTimeout))
-		p.mu.Unlock()
-		t.Reset(next)
+// park waits for the task that whoever pops the worker from p.parked hands
+// it, nil to make it exit, or for IdleTimeout to pass: then the worker
+// removes itself from p.parked and exits, unless it was popped meanwhile.
+func (w *worker) park() task {
+	p := w.p
+	if w.idle == nil {
+		w.idle = time.NewTimer(IdleTimeout)
+	} else {
+		w.idle.Reset(IdleTimeout)
 	}
+	select {
+	case t := <-w.wake:
+		return t // nil when told to exit; whoever woke it did the accounting
+	case <-w.idle.C:
+	}
+	p.mu.Lock()
+	i := slices.Index(p.parked, w)
+	if i < 0 {
+		p.mu.Unlock()
+		return <-w.wake // popped: its task is on the way
+	}
+	p.parked = slices.Delete(p.parked, i, i+1)
+	p.workers--
+	p.passRoomLocked()
+	p.mu.Unlock()
+	return nil
 }
 
 // spinRounds bounds how long an idle worker polls the queue before parking.

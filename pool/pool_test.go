@@ -539,3 +539,29 @@ func TestCloseAndWaitLeaveNoGoroutine(t *testing.T) {
 	}
 	goleak.VerifyNone(t)
 }
+
+func TestTaskArrivingAsTheIdleTimeoutEndsStillRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := pool.New(1)
+		_ = p.Go(context.Background(), nop)
+		if err := p.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the goroutine has parked
+		// Its idle timer fires at the very instant the next task arrives:
+		// either it takes the task or it leaves and a new goroutine does.
+		time.Sleep(pool.IdleTimeout)
+		ran := make(chan struct{})
+		if err := p.Go(context.Background(), func(context.Context) error { close(ran); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		<-ran
+		p.Close()
+		if err := p.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if st := p.Stats(); st.Done != 2 {
+			t.Errorf("Done = %d, want 2", st.Done)
+		}
+	})
+}
