@@ -79,9 +79,9 @@
 // int; each costs nothing until used.
 //
 // Each Receive is a transaction, so the size of the batches sets how many
-// messages share a commit: the consumer's defaults for Prefetch and
-// AckBatch are chosen so that a queue.Consumer of quick handlers fills
-// them. BenchmarkQueueSQLite, in the repository's benchmarks module,
+// messages share a commit: a queue.Consumer of quick handlers receives
+// more at a time with some Prefetch, and acknowledges more at a time with
+// a larger AckBatch. BenchmarkQueueSQLite, in the repository's benchmarks module,
 // compares this queue, consumed through queue.Consumer, with River on
 // SQLite and with a minimal lease-and-delete loop, in one run.
 //
