@@ -146,12 +146,18 @@ func ExampleQueue_Dead() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Printf("redriven %d; ready %d, dead %d\n", n, s.Ready, s.Dead)
+	fmt.Printf("redriven %d; dead %d\n", n, s.Dead)
+	handleAll(q, 1, func(ctx context.Context, m *queue.Message) error {
+		fmt.Printf("%s again, attempt %d\n", m.Body, m.Attempt)
+		return nil
+	})
 	// Output:
 	// {bad json after 1 attempt: parse: unexpected end of input: crew: permanent error
-	// redriven 1; ready 1, dead 0
+	// redriven 1; dead 0
+	// {bad json again, attempt 1
 }
 
+// Purge deletes the dead letters that nobody will redrive.
 func ExampleQueue_Purge() {
 	url, stop := exampleServer()
 	defer stop()
