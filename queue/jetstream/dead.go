@@ -162,7 +162,9 @@ type Stats struct {
 }
 
 // Stats counts the queue's messages, from the consumer's and the stream's
-// state.
+// state. The server updates its consumer's counts a moment after it has
+// confirmed a publish or an acknowledgement, so counts read right after one
+// can trail it; Delayed and Dead, read from the stream, do not.
 func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	info, err := q.cons.Info(ctx)
 	if err != nil {
