@@ -90,17 +90,7 @@ func TestReceiveTakesOnlyWhatItAskedFor(t *testing.T) {
 		msgs, _ := q.Receive(ctx, 10, time.Minute)
 		got <- msgs
 	}()
-	// Wait until the receiver's pull request waits on the server.
-	for {
-		info, err := js.Consumer(t.Context(), "CREW_"+q.Name(), "crew_"+q.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.CachedInfo().NumWaiting > 0 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition
-	}
+	waitPulling(t, js, q)
 	for range 5 {
 		if _, err := q.Publish(t.Context(), []byte("x")); err != nil {
 			t.Fatal(err)
@@ -109,12 +99,37 @@ func TestReceiveTakesOnlyWhatItAskedFor(t *testing.T) {
 	if msgs := <-got; len(msgs) == 0 {
 		t.Fatal("the waiting Receive returned nothing")
 	}
-	s, err := q.Stats(t.Context())
-	if err != nil {
-		t.Fatal(err)
+	// The server counts what was published as ready a moment after it
+	// confirmed the publish: wait for the counts to settle.
+	var s jetstream.Stats
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var err error
+		if s, err = q.Stats(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if s.Leased == 1 && s.Ready == 4 {
+			return
+		}
 	}
-	if s.Leased != 1 || s.Ready != 4 {
-		t.Errorf("after a burst of 5 during a waiting Receive: %d leased, %d ready; want 1 and 4", s.Leased, s.Ready)
+	t.Errorf("after a burst of 5 during a waiting Receive: %d leased, %d ready; want 1 and 4", s.Leased, s.Ready)
+}
+
+// waitPulling returns once a Receive on q waits on the server with a pull
+// request.
+func waitPulling(t *testing.T, js natsjs.JetStream, q *jetstream.Queue) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		info, err := js.Consumer(t.Context(), "CREW_"+q.Name(), "crew_"+q.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.CachedInfo().NumWaiting > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Receive waited on the server")
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition
 	}
 }
 
@@ -295,6 +310,7 @@ func TestMessageAfterAWaitGetsAFreshLease(t *testing.T) {
 		}
 		close(got)
 	}()
+	waitPulling(t, js, q)
 	time.Sleep(1500 * time.Millisecond) // longer than the lease: the point of the test
 	if _, err := q.Publish(t.Context(), []byte("x")); err != nil {
 		t.Fatal(err)
