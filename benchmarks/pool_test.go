@@ -11,18 +11,23 @@ package benchmarks
 //
 // Run them with:
 //
-//	go test -run '^$' -bench Pool -count 6 . | tee pool.txt
+//	go test -run '^$' -bench Pool -benchtime 3x -count 6 . | tee pool.txt
 //	benchstat -col /lib -row /workload pool.txt
+//
+// peak-MiB depends on what earlier benchmarks of the same process left
+// behind; BenchmarkPeakRSS measures workload a in a fresh process per run.
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -318,4 +323,61 @@ func procStatus(field string) int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkPeakRSS runs workload a once per library in a child process and
+// reports the child's peak resident memory (ru_maxrss) in MiB, averaged
+// over the runs. It counts the
+// whole process, Go runtime included, so that every library starts from the
+// same footing, free of what earlier benchmarks left in this process:
+//
+//	go test -run '^$' -bench PeakRSS -benchtime 3x -count 6 . | tee rss.txt
+//	benchstat -col /lib -row /workload rss.txt
+func BenchmarkPeakRSS(b *testing.B) {
+	w := workloads()[0]
+	for _, lib := range libraries() {
+		b.Run("workload="+w.name+"/lib="+lib.name(), func(b *testing.B) {
+			var sum, n int64
+			for b.Loop() {
+				sum += childPeakRSS(b, w.name+"/"+lib.name())
+				n++
+			}
+			b.ReportMetric(float64(sum)/float64(n)/(1<<20), "maxrss-MiB")
+		})
+	}
+}
+
+// childPeakRSS runs TestPoolChild for spec in a new process and returns its
+// peak resident memory in bytes.
+func childPeakRSS(b *testing.B, spec string) int64 {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPoolChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "CREW_POOL_CHILD="+spec)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("child %s: %v\n%s", spec, err, out)
+	}
+	rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+	if runtime.GOOS != "darwin" {
+		rss <<= 10 // kilobytes, except on macOS
+	}
+	return rss
+}
+
+// TestPoolChild is BenchmarkPeakRSS's child: it runs the workload and
+// library that CREW_POOL_CHILD names, as "workload/lib", once.
+func TestPoolChild(t *testing.T) {
+	spec := os.Getenv("CREW_POOL_CHILD")
+	if spec == "" {
+		t.Skip("runs only as a child process of BenchmarkPeakRSS")
+	}
+	wname, lname, _ := strings.Cut(spec, "/")
+	for _, w := range workloads() {
+		for _, lib := range libraries() {
+			if w.name == wname && lib.name() == lname {
+				microSpin()
+				lib.run(w)
+				return
+			}
+		}
+	}
+	t.Fatalf("no workload and library %q", spec)
 }
