@@ -194,6 +194,21 @@ func (a *app) queueFlag(cmd *cobra.Command) func() string {
 	}
 }
 
+// concurrencyFlags adds -j/--jobs and -c/--concurrency to cmd, two names
+// for one setting, how many at once, so that crew work and crew run take
+// both: the first name given is the one shown in the help, the other one
+// is accepted quietly.
+func concurrencyFlags(cmd *cobra.Command, p *int, value int, shown, usage string) {
+	f := cmd.Flags()
+	f.IntVarP(p, "jobs", "j", value, usage)
+	f.IntVarP(p, "concurrency", "c", value, usage)
+	hidden := "concurrency"
+	if shown == "concurrency" {
+		hidden = "jobs"
+	}
+	_ = f.MarkHidden(hidden)
+}
+
 // openQueue opens the queue at rawURL, with an error that names the URL.
 // Unless create, a store that does not exist is an error, not a new store.
 func openQueue(ctx context.Context, rawURL string, create bool) (backend.Backend, error) {

@@ -3,25 +3,36 @@
 //
 // Each job is the command template with "{}" replaced by its line (the line
 // is appended as a last argument when no argument holds "{}"). Commands run
-// directly, without a shell, each in a process group of its own; their
-// output goes straight to the runner's output files, unbuffered. A fixed set
-// of goroutines, one per job slot, starts the jobs, so that a job costs
-// little more than its fork and exec.
+// directly, without a shell, each in a process group of its own, on a
+// [pool.Pool] of as many goroutines as there are job slots, so that a job
+// costs little more than its fork and exec.
+//
+// A job's output is printed whole once it ends (Grouped), or line by line
+// as it comes (LineBuffered), optionally in input order (KeepOrder) and
+// with each line prefixed by the job's input (Tag), so that jobs running
+// at once never cut each other's lines. A failed job runs again up to
+// Retries times, after a backoff; a Halt policy ends the run early after
+// failures, as GNU parallel's --halt does.
 package runner
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/crewgo/crew/backoff"
 	"github.com/crewgo/crew/cmd/crew/internal/joblog"
 	"github.com/crewgo/crew/cmd/crew/internal/proc"
+	"github.com/crewgo/crew/pool"
 )
 
 // Placeholder is the argument text that a job's input line replaces.
@@ -41,9 +52,12 @@ type Config struct {
 	KillAfter time.Duration
 	// Retries is how many more times a failed job is run.
 	Retries int
-	// HaltOnError stops starting jobs after the first job that fails (after
-	// its retries).
-	HaltOnError bool
+	// RetryDelay, if set, says how long to wait before each retry, given
+	// the number of attempts that have failed; nil retries at once. The
+	// job keeps its slot while it waits.
+	RetryDelay backoff.Policy
+	// Halt ends the run early after failures.
+	Halt Halt
 	// Skip, if set, reports the jobs not to run, by Seq (input line number,
 	// from 1): those that a resumed job log records as done.
 	Skip func(seq int64) bool
@@ -52,6 +66,16 @@ type Config struct {
 	// Stdout and Stderr receive the jobs' output. Stderr also receives one
 	// line per failed job. Nil means /dev/null.
 	Stdout, Stderr *os.File
+	// Output says how the jobs' output is printed: Grouped (the zero
+	// value) or LineBuffered.
+	Output Output
+	// KeepOrder prints the jobs' output in input order rather than as
+	// jobs end. Jobs still run at once; at most about a thousand may end
+	// ahead of a slow one, their output held in memory.
+	KeepOrder bool
+	// Tag starts each line of a job's output with its input line and a
+	// tab.
+	Tag bool
 	// Progress, if set, is told about every line read and every job
 	// finished.
 	Progress Progress
@@ -61,11 +85,12 @@ type Config struct {
 }
 
 // Progress follows a run: Add for every job read from the input, Done for
-// every job finished or skipped, and InputDone once no more job will be
-// read. Calls may be concurrent.
+// every job finished, Skip for every job that Skip left out, and InputDone
+// once no more job will be read. Calls may be concurrent.
 type Progress interface {
 	Add(n int)
 	Done(n int)
+	Skip(n int)
 	InputDone()
 }
 
@@ -73,10 +98,10 @@ type Progress interface {
 type Summary struct {
 	Succeeded  int64         // jobs that exited 0
 	Failed     int64         // jobs that failed, after their retries
-	Skipped    int64         // jobs the job log recorded as done
+	Skipped    int64         // jobs that Skip left out
 	NotStarted int64         // jobs read but not started because the run stopped
 	Stopped    bool          // Stop or Kill was called
-	Halted     bool          // HaltOnError stopped the run
+	Halted     bool          // the Halt policy stopped the run
 	InputErr   error         // reading the input failed
 	LogErr     error         // writing the job log failed
 	Elapsed    time.Duration // from Run's call to its return
@@ -91,17 +116,19 @@ func (s Summary) OK() bool {
 type Runner struct {
 	cfg  Config
 	path string // the resolved command, unless its name holds the placeholder
+	out  *printer
 
-	stop        chan struct{} // closed by the first Stop
+	stop        chan struct{} // closed when no job or retry may start any more
 	stopOnce    sync.Once
-	stopped     atomic.Bool // no job may start any more
+	stopped     atomic.Bool // stop is closed, read without a channel operation
 	interrupted atomic.Bool // Stop or Kill was called
-	halted      atomic.Bool // a failure stopped the run (HaltOnError)
+	halted      atomic.Bool // the Halt policy stopped the run
 
 	mu      sync.Mutex
 	running map[*proc.Process]struct{}
 	killed  bool
 
+	total                                  atomic.Int64 // jobs to run, once known (Halt.Percent)
 	succeeded, failed, skipped, notStarted atomic.Int64
 	logErr                                 atomic.Pointer[error]
 }
@@ -115,7 +142,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Jobs < 1 {
 		return nil, fmt.Errorf("jobs must be at least 1, not %d", cfg.Jobs)
 	}
-	r := &Runner{cfg: cfg, stop: make(chan struct{}), running: make(map[*proc.Process]struct{})}
+	r := &Runner{cfg: cfg, out: newPrinter(cfg), stop: make(chan struct{}), running: make(map[*proc.Process]struct{})}
 	if !strings.Contains(cfg.Command[0], Placeholder) {
 		path, err := proc.LookPath(cfg.Command[0])
 		if err != nil {
@@ -123,38 +150,36 @@ func New(cfg Config) (*Runner, error) {
 		}
 		r.path = path
 	}
-	if !hasPlaceholder(cfg.Command) {
+	if !slices.ContainsFunc(cfg.Command, func(a string) bool { return strings.Contains(a, Placeholder) }) {
 		r.cfg.Command = append(cfg.Command[:len(cfg.Command):len(cfg.Command)], Placeholder)
 	}
 	return r, nil
 }
 
-func hasPlaceholder(args []string) bool {
-	for _, a := range args {
-		if strings.Contains(a, Placeholder) {
-			return true
-		}
-	}
-	return false
-}
-
-// Stop stops starting jobs; those running finish. It returns at once and may
-// be called from any goroutine, more than once.
+// Stop stops starting jobs and retries; those running finish. It returns
+// at once and may be called from any goroutine, more than once.
 func (r *Runner) Stop() {
 	r.interrupted.Store(true)
 	r.halt()
 }
 
-// halt stops starting jobs.
+// halt stops starting jobs and retries.
 func (r *Runner) halt() {
-	r.stopped.Store(true)
-	r.stopOnce.Do(func() { close(r.stop) })
+	r.stopOnce.Do(func() {
+		r.stopped.Store(true)
+		close(r.stop)
+	})
 }
 
 // Kill stops starting jobs and stops those running: SIGTERM to each job's
 // process group, SIGKILL after KillAfter. It returns at once.
 func (r *Runner) Kill() {
 	r.Stop()
+	r.killRunning()
+}
+
+// killRunning stops the running jobs, and any that starts from now on.
+func (r *Runner) killRunning() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.killed = true
@@ -163,9 +188,11 @@ func (r *Runner) Kill() {
 	}
 }
 
+// job is one input line to run.
 type job struct {
-	seq  int64
+	seq  int64 // input line number, from 1
 	line string
+	out  *jobOutput
 }
 
 // Run runs one job per line of input and returns when every started job
@@ -174,26 +201,20 @@ type job struct {
 // newline is a job too.
 func (r *Runner) Run(input io.Reader) Summary {
 	start := time.Now()
-	// Reading ahead gives a progress bar a truer total, at little cost.
-	jobs := make(chan job, r.cfg.Jobs+256)
-	var wg sync.WaitGroup
-	for range r.cfg.Jobs {
-		wg.Go(func() {
-			for j := range jobs {
-				if r.stopped.Load() {
-					r.notStarted.Add(1)
-					continue
-				}
-				r.runJob(j)
-			}
-		})
+	var inputErr error
+	lines := readLines(input, &inputErr)
+	if r.cfg.Halt.Percent {
+		// A share of the jobs needs their number: read them all first, as
+		// GNU parallel does.
+		lines = r.readAll(lines)
 	}
-	inputErr := r.read(input, jobs)
-	if p := r.cfg.Progress; p != nil {
-		p.InputDone()
+	p := pool.New(r.cfg.Jobs, pool.Queue(r.readAhead()))
+	r.submit(p, lines)
+	if pr := r.cfg.Progress; pr != nil {
+		pr.InputDone()
 	}
-	close(jobs)
-	wg.Wait()
+	p.Close()
+	_ = p.Wait() // jobs report through the counters, never an error
 
 	s := Summary{
 		Succeeded:  r.succeeded.Load(),
@@ -211,42 +232,102 @@ func (r *Runner) Run(input io.Reader) Summary {
 	return s
 }
 
-// read sends the input's lines to jobs until the input ends or the runner
-// stops.
-func (r *Runner) read(input io.Reader, jobs chan<- job) error {
-	br := bufio.NewReaderSize(input, 64<<10)
-	var seq int64
-	for !r.stopped.Load() {
-		line, err := br.ReadString('\n')
-		if line == "" && err != nil {
-			if err == io.EOF {
-				return nil
-			}
-			return err
+// readAhead is how many jobs may wait for a slot: enough to give a
+// progress bar the whole input's size (and so an ETA) early.
+func (r *Runner) readAhead() int {
+	if r.cfg.Progress != nil {
+		return 1 << 16
+	}
+	return r.cfg.Jobs + 256
+}
+
+// submit hands a job per line to p until the lines end or the run stops.
+func (r *Runner) submit(p *pool.Pool, lines iter.Seq2[int64, string]) {
+	// Stopping ends a wait for room in the pool, or for a job's turn to
+	// print.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-r.stop:
+			cancel()
+		case <-ctx.Done():
 		}
-		seq++
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-		if p := r.cfg.Progress; p != nil {
-			p.Add(1)
+	}()
+
+	var ord int64
+	for seq, line := range lines {
+		if pr := r.cfg.Progress; pr != nil {
+			pr.Add(1)
 		}
 		if r.cfg.Skip != nil && r.cfg.Skip(seq) {
 			r.skipped.Add(1)
-			if p := r.cfg.Progress; p != nil {
-				p.Done(1)
+			if pr := r.cfg.Progress; pr != nil {
+				pr.Skip(1)
 			}
 			continue
 		}
-		select {
-		case jobs <- job{seq: seq, line: line}:
-		case <-r.stop:
-			r.notStarted.Add(1)
-			return nil
+		j := &job{seq: seq, line: line, out: &jobOutput{ord: ord}}
+		ord++
+		if r.cfg.Tag {
+			j.out.prefix = []byte(line + "\t")
 		}
-		if err == io.EOF {
-			return nil
+		if r.stopped.Load() || r.out.reserve(ctx) != nil {
+			r.notStarted.Add(1)
+			return
+		}
+		if err := p.Go(ctx, func(context.Context) error { r.runJob(j); return nil }); err != nil {
+			r.notStarted.Add(1)
+			r.out.end(j.out)
+			return
 		}
 	}
-	return nil
+}
+
+// readAll reads every line of lines and counts the jobs to run among
+// them.
+func (r *Runner) readAll(lines iter.Seq2[int64, string]) iter.Seq2[int64, string] {
+	type entry struct {
+		seq  int64
+		line string
+	}
+	var all []entry
+	var total int64
+	for seq, line := range lines {
+		all = append(all, entry{seq, line})
+		if r.cfg.Skip == nil || !r.cfg.Skip(seq) {
+			total++
+		}
+	}
+	r.total.Store(total)
+	return func(yield func(int64, string) bool) {
+		for _, e := range all {
+			if !yield(e.seq, e.line) {
+				return
+			}
+		}
+	}
+}
+
+// readLines yields the lines of input with their numbers, from 1, until
+// the input ends; a read error ends them too, and is left in *errp.
+func readLines(input io.Reader, errp *error) iter.Seq2[int64, string] {
+	return func(yield func(int64, string) bool) {
+		br := bufio.NewReaderSize(input, 64<<10)
+		for seq := int64(1); ; seq++ {
+			line, err := br.ReadString('\n')
+			if line == "" && err != nil {
+				if err != io.EOF {
+					*errp = err
+				}
+				return
+			}
+			line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+			if !yield(seq, line) || err != nil {
+				return
+			}
+		}
+	}
 }
 
 // expand returns the job's command line.
@@ -258,29 +339,73 @@ func (r *Runner) expand(line string) []string {
 	return argv
 }
 
-// runJob runs one job, with its retries, and records it.
-func (r *Runner) runJob(j job) {
+// runJob runs one job, with its retries, prints its output and records
+// it.
+func (r *Runner) runJob(j *job) {
+	if r.stopped.Load() {
+		// Queued before the stop: it never starts.
+		r.notStarted.Add(1)
+		r.out.end(j.out)
+		return
+	}
 	argv := r.expand(j.line)
-	var (
-		start   time.Time
-		exit    proc.Exit
-		failure error
-	)
-	for attempt := 0; ; attempt++ {
-		start = time.Now()
-		exit, failure = r.attempt(argv)
-		if failure == nil || attempt >= r.cfg.Retries || r.isKilled() {
-			break
+	start := time.Now()
+	var exit proc.Exit
+	c, failure := r.out.newCapture(j.out, r.cfg.Output)
+	if failure != nil {
+		exit = proc.Exit{Code: 127}
+		r.out.end(j.out)
+	} else {
+		start, exit, failure = r.attempts(argv, c.files)
+		if err := c.done(); err != nil && failure == nil {
+			failure = fmt.Errorf("print the output: %w", err)
 		}
 	}
-	entry := joblog.Entry{
+	r.record(j, joblog.Entry{
 		Seq:     j.seq,
 		Start:   start,
 		Runtime: time.Since(start),
 		Exitval: exit.Code,
 		Signal:  int(exit.Signal),
 		Command: Quote(argv),
+	}, failure)
+}
+
+// attempts runs the command until it succeeds, has run 1+Retries times,
+// or the run stops, and returns how the last attempt began and ended.
+func (r *Runner) attempts(argv []string, files [2]*os.File) (time.Time, proc.Exit, error) {
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		exit, failure := r.attempt(argv, files)
+		if failure == nil || attempt > r.cfg.Retries || !r.waitRetry(attempt) {
+			return start, exit, failure
+		}
 	}
+}
+
+// waitRetry waits before the retry that follows attempt failed attempts,
+// and reports whether the retry may start: not once the run has stopped.
+func (r *Runner) waitRetry(failed int) bool {
+	var d time.Duration
+	if r.cfg.RetryDelay != nil {
+		d = r.cfg.RetryDelay(failed)
+	}
+	if d <= 0 {
+		return !r.stopped.Load()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return !r.stopped.Load()
+	case <-r.stop:
+		return false
+	}
+}
+
+// record counts a finished job, writes its job log entry, reports its
+// failure, and halts the run if the failures meet the Halt policy.
+func (r *Runner) record(j *job, entry joblog.Entry, failure error) {
 	if r.cfg.Log != nil {
 		if err := r.cfg.Log.Write(entry); err != nil {
 			r.logErr.CompareAndSwap(nil, &err)
@@ -289,13 +414,14 @@ func (r *Runner) runJob(j job) {
 	if failure == nil {
 		r.succeeded.Add(1)
 	} else {
-		r.failed.Add(1)
-		if r.cfg.Stderr != nil {
-			fmt.Fprintf(r.cfg.Stderr, "crew run: job %d failed (%v): %s\n", j.seq, failure, entry.Command)
-		}
-		if r.cfg.HaltOnError && !r.stopped.Load() {
+		failed := r.failed.Add(1)
+		r.out.message(fmt.Sprintf("crew run: job %d failed (%v): %s\n", j.seq, failure, entry.Command))
+		if r.cfg.Halt.reached(failed, r.total.Load()) && !r.stopped.Load() {
 			r.halted.Store(true)
 			r.halt()
+			if r.cfg.Halt.Now {
+				r.killRunning()
+			}
 		}
 	}
 	if p := r.cfg.Progress; p != nil {
@@ -303,16 +429,10 @@ func (r *Runner) runJob(j job) {
 	}
 }
 
-func (r *Runner) isKilled() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.killed
-}
-
 // attempt runs the command once and returns how it ended, and why it
 // failed if it did. A command that cannot be started exits 127, as in a
 // shell.
-func (r *Runner) attempt(argv []string) (proc.Exit, error) {
+func (r *Runner) attempt(argv []string, files [2]*os.File) (proc.Exit, error) {
 	path := r.path
 	if path == "" {
 		var err error
@@ -320,7 +440,7 @@ func (r *Runner) attempt(argv []string) (proc.Exit, error) {
 			return proc.Exit{Code: 127}, err
 		}
 	}
-	p, err := proc.Start(proc.Spec{Path: path, Args: argv, Stdout: r.cfg.Stdout, Stderr: r.cfg.Stderr, Guard: r.cfg.Guard})
+	p, err := proc.Start(proc.Spec{Path: path, Args: argv, Stdout: files[stdoutIdx], Stderr: files[stderrIdx], Guard: r.cfg.Guard})
 	if err != nil {
 		return proc.Exit{Code: 127}, err
 	}
