@@ -1,14 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,10 +14,6 @@ import (
 // them mid-run, and checks that the other two handle every message, that
 // all three took part, and that the survivors drain on SIGTERM.
 func TestWorkOnSQSSharesTheLoadAndLosesNothingWhenOneWorkerIsKilled(t *testing.T) {
-	crewBin, err := exec.LookPath("crew") // the test binary, as TestMain set it up
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := sqstest.Start(t)
 	queueURL := srv.CreateQueue(t, "jobs", 1000)
 	q := sqs.New(srv.Client(), queueURL)
@@ -39,90 +28,12 @@ func TestWorkOnSQSSharesTheLoadAndLosesNothingWhenOneWorkerIsKilled(t *testing.T
 		t.Fatal(err)
 	}
 
-	dir := t.TempDir()
-	url := "sqs+http://" + srv.Addr + "/" + sqstest.Account + "/jobs?region=" + sqstest.Region + "&wait=1s"
-	type worker struct {
-		cmd     *exec.Cmd
-		stderr  bytes.Buffer
-		records string
-	}
-	workers := make([]*worker, 3)
-	for i := range workers {
-		w := &worker{records: filepath.Join(dir, fmt.Sprintf("worker-%d.txt", i))}
-		// The lease is short so that the killed worker's messages come
-		// back soon; the command appends the message's ID to the
-		// worker's records file.
-		w.cmd = exec.Command(crewBin, "work", "--queue", url, "--concurrency", "4", "--lease", "2s",
-			"--max-attempts", "1000", "--status-every", "0", "--",
-			"sh", "-c", `sleep 0.01; echo "$CREW_MESSAGE_ID" >> "$RECORDS"`)
-		w.cmd.Env = append(append(os.Environ(), srv.Env()...), "RECORDS="+w.records,
-			"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-		w.cmd.Stderr = &w.stderr
-		if err := w.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		workers[i] = w
-	}
-	handled := func() map[string]int {
-		counts := map[string]int{}
-		for _, w := range workers {
-			b, _ := os.ReadFile(w.records)
-			for id := range strings.FieldsSeq(string(b)) {
-				counts[id]++
-			}
-		}
-		return counts
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); !cond(); {
-			if time.Now().After(deadline) {
-				for i, w := range workers {
-					t.Logf("worker %d's log:\n%s", i, w.stderr.String())
-				}
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(20 * time.Millisecond) // polling a condition
-		}
-	}
-
-	// Kill worker 0 once it has handled some messages: it holds others,
-	// leased, that it will never finish.
-	waitFor("worker 0 to handle messages", func() bool {
-		b, _ := os.ReadFile(workers[0].records)
-		return bytes.Count(b, []byte("\n")) >= 20
-	})
-	if err := workers[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = workers[0].cmd.Wait()
-	waitFor("every message to be handled", func() bool { return len(handled()) == n })
-
-	for i, w := range workers[1:] {
-		if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.cmd.Wait(); err != nil {
-			t.Errorf("worker %d exited with %v after SIGTERM, want 0; its log:\n%s", i+1, err, w.stderr.String())
-		}
-	}
-	counts := handled()
-	for _, id := range published {
-		if counts[id] == 0 {
-			t.Errorf("message %s was never handled", id)
-		}
-	}
-	for i, w := range workers {
-		b, _ := os.ReadFile(w.records)
-		lines := bytes.Count(b, []byte("\n"))
-		if lines == 0 {
-			t.Errorf("worker %d handled no message: the load was not shared", i)
-		}
-		t.Logf("worker %d handled %d messages", i, lines)
-	}
-	total := 0
-	for _, c := range counts {
-		total += c
-	}
-	t.Logf("%d messages, %d handlings (a message the killed worker ran but had not acknowledged runs again)", n, total)
+	sharedWork{
+		url:         "sqs+http://" + srv.Addr + "/" + sqstest.Account + "/jobs?region=" + sqstest.Region + "&wait=1s",
+		env:         srv.Env(),
+		concurrency: 4,
+		script:      `sleep 0.01; echo "$CREW_MESSAGE_ID" >> "$RECORDS"`,
+		killAfter:   20,
+		patience:    60 * time.Second,
+	}.run(t, published)
 }
