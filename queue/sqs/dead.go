@@ -14,8 +14,8 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/crewgo/crew"
 	"github.com/crewgo/crew/queue"
+	"github.com/crewgo/crew/work"
 )
 
 // deadAttr is the message attribute in which DeadLetter records, as JSON,
@@ -92,7 +92,7 @@ func deadID(m *queue.Message) string {
 }
 
 // errNoDeadLetterQueue is the error for a queue without a dead-letter queue.
-var errNoDeadLetterQueue = fmt.Errorf("no dead-letter queue: give it a RedrivePolicy, or use the DeadLetterQueue option: %w", crew.ErrPermanent)
+var errNoDeadLetterQueue = fmt.Errorf("no dead-letter queue: give it a RedrivePolicy, or use the DeadLetterQueue option: %w", work.ErrPermanent)
 
 // deadLetterURL returns the dead-letter queue's URL, reading the queue's
 // RedrivePolicy the first time.
@@ -119,7 +119,7 @@ func (q *Queue) deadLetterURL(ctx context.Context) (string, error) {
 	// arn:aws:sqs:REGION:ACCOUNT:NAME
 	parts := strings.Split(policy.Target, ":")
 	if len(parts) != 6 {
-		return "", fmt.Errorf("sqs: queue %s: dead-letter target %q is not an SQS queue ARN: %w", q.url, policy.Target, crew.ErrPermanent)
+		return "", fmt.Errorf("sqs: queue %s: dead-letter target %q is not an SQS queue ARN: %w", q.url, policy.Target, work.ErrPermanent)
 	}
 	u, err := q.client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: &parts[5], QueueOwnerAWSAccountId: &parts[4]})
 	if err != nil {

@@ -114,11 +114,14 @@ func ExampleQueue_Dead() {
 	n, err := q.Redrive(ctx)
 	fmt.Println("redriven:", n, err)
 	again, err := q.Receive(ctx, 1, time.Minute)
-	fmt.Println(string(again[0].Body), errors.Is(err, nil))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("received again:", string(again[0].Body))
 	// Output:
 	// not an invoice: cannot parse: crew: permanent error
 	// redriven: 1 <nil>
-	// not an invoice true
+	// received again: not an invoice
 }
 
 // On a FIFO queue, messages of one group are handled one at a time, in the
@@ -202,4 +205,38 @@ func ExampleDeadLetterQueue() {
 	n, err := q.Purge(ctx)
 	fmt.Println("purged:", n, err)
 	// Output: purged: 1 <nil>
+}
+
+// Stats reads SQS's approximate counts of the queue and of its dead-letter
+// queue, as crew stats shows them. WaitTime shortens the long polls of a
+// Queue that should notice its context's end, or an empty queue, sooner
+// than SQS's 20 seconds.
+func ExampleQueue_Stats() {
+	srv, err := sqstest.StartServer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Stop()
+	ctx := context.Background()
+	url, err := srv.Create(ctx, "uploads", 1000)
+	if err != nil {
+		log.Fatal(err)
+	}
+	q := sqs.New(srv.Client(), url, sqs.WaitTime(time.Second))
+	defer q.Close()
+	for _, name := range []string{"a.png", "b.png", "c.png"} {
+		if _, err := q.Publish(ctx, []byte(name)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	msgs, err := q.Receive(ctx, 1, time.Minute)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := q.DeadLetter(ctx, msgs[0], errors.New("not an image")); err != nil {
+		log.Fatal(err)
+	}
+	s, err := q.Stats(ctx)
+	fmt.Printf("%+v %v\n", s, err)
+	// Output: {Ready:2 Leased:0 Delayed:0 Dead:1} <nil>
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,7 +71,7 @@ func WaitTime(d time.Duration) Option {
 // request: a queue that does not exist shows as an error of the first call.
 func New(client *awssqs.Client, queueURL string, opts ...Option) *Queue {
 	q := &Queue{client: client, url: queueURL, waitTime: MaxWaitTime}
-	q.fifo = len(queueURL) > 5 && queueURL[len(queueURL)-5:] == ".fifo"
+	q.fifo = strings.HasSuffix(queueURL, ".fifo")
 	for _, opt := range opts {
 		opt(q)
 	}
@@ -280,7 +282,7 @@ func toMessage(sm types.Message, start time.Time, vis time.Duration) *queue.Mess
 // release makes msgs visible again at once, in batches, as well as it can:
 // a message it fails to release comes back when its lease ends.
 func (q *Queue) release(msgs []*queue.Message) {
-	for chunk := range chunks(msgs) {
+	for chunk := range slices.Chunk(msgs, maxBatch) {
 		entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(chunk))
 		for i, m := range chunk {
 			r := m.Receipt.(*receipt)
@@ -290,19 +292,6 @@ func (q *Queue) release(msgs []*queue.Message) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, _ = q.client.ChangeMessageVisibilityBatch(ctx, &awssqs.ChangeMessageVisibilityBatchInput{QueueUrl: &q.url, Entries: entries})
 		cancel()
-	}
-}
-
-// chunks yields msgs in slices of at most maxBatch.
-func chunks[T any](s []T) func(yield func([]T) bool) {
-	return func(yield func([]T) bool) {
-		for len(s) > 0 {
-			n := min(len(s), maxBatch)
-			if !yield(s[:n]) {
-				return
-			}
-			s = s[n:]
-		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -13,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/crewgo/crew"
 	"github.com/crewgo/crew/queue"
+	"github.com/crewgo/crew/work"
 )
 
 // receipt is the lease of one received copy of a message, as this process
@@ -90,7 +91,7 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 			live = append(live, m)
 		}
 	}
-	for chunk := range chunks(live) {
+	for chunk := range slices.Chunk(live, maxBatch) {
 		errs = append(errs, q.deleteBatch(ctx, chunk))
 	}
 	return errors.Join(errs...)
@@ -231,7 +232,7 @@ func classify(op string, err error) error {
 			"AccessDenied", "AccessDeniedException", "InvalidClientTokenId",
 			"UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidSecurity",
 			"KmsAccessDenied", "KmsDisabled", "KmsNotFound", "KmsInvalidState", "InvalidAddress":
-			return fmt.Errorf("sqs: %s: %w (%w)", op, err, crew.ErrPermanent)
+			return fmt.Errorf("sqs: %s: %w (%w)", op, err, work.ErrPermanent)
 		}
 	}
 	return fmt.Errorf("sqs: %s: %w", op, err)
