@@ -92,7 +92,7 @@ func TestEverySkipMissedWaitsForTheNextTick(t *testing.T) {
 	}
 }
 
-func TestEveryRunEndingExactlyOnTheNextTickDoesNotSkipIt(t *testing.T) {
+func TestEveryRunEndingExactlyOnTheNextTickOverranIt(t *testing.T) {
 	got := schedule(t, 3, func(i int) time.Duration {
 		if i == 0 {
 			return time.Minute

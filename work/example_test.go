@@ -53,3 +53,24 @@ func ExampleDrainContext() {
 	// worker context: context canceled
 	// drain context: <nil>
 }
+
+// NewPanicError is the recovery that Catch does, for a deferred function
+// of your own: here a worker goroutine that reports its panic on a channel
+// instead of crashing the program.
+func ExampleNewPanicError() {
+	errs := make(chan error, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				errs <- work.NewPanicError(v)
+			}
+		}()
+		var cache map[string]int
+		cache["hits"]++ // a nil map: panics
+		errs <- nil
+	}()
+	var pe *work.PanicError
+	err := <-errs
+	fmt.Println(errors.As(err, &pe), pe.Value)
+	// Output: true assignment to entry in nil map
+}
