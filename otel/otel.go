@@ -65,7 +65,12 @@ func WithSystem(name string) Option {
 // the published message's attributes. It records no span; with no span in
 // ctx it writes nothing.
 func Inject(ctx context.Context, opts ...Option) queue.PublishOption {
-	c := newConfig(opts)
+	return newConfig(opts).inject(ctx)
+}
+
+// inject returns a PublishOption that writes the trace context of ctx into
+// the message's attributes with c's propagator.
+func (c config) inject(ctx context.Context) queue.PublishOption {
 	return func(o *queue.PublishOptions) {
 		if o.Attributes == nil {
 			o.Attributes = make(map[string]string)
@@ -102,12 +107,8 @@ func (p *publisher) Publish(ctx context.Context, body []byte, opts ...queue.Publ
 			semconv.MessagingMessageBodySize(len(body)),
 		))
 	defer func() { endSpan(span, err, recover()) }()
-	opts = append(opts[:len(opts):len(opts)], func(o *queue.PublishOptions) {
-		if o.Attributes == nil {
-			o.Attributes = make(map[string]string)
-		}
-		p.cfg.propagator.Inject(ctx, propagation.MapCarrier(o.Attributes))
-	})
+	// The caller's slice is not appended to: its array may be shared.
+	opts = append(opts[:len(opts):len(opts)], p.cfg.inject(ctx))
 	id, err = p.next.Publish(ctx, body, opts...)
 	if err == nil {
 		span.SetAttributes(semconv.MessagingMessageID(id))
