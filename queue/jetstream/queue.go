@@ -15,8 +15,8 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
-	"github.com/crewgo/crew"
 	"github.com/crewgo/crew/queue"
+	"github.com/crewgo/crew/work"
 )
 
 // DefaultAckWait is the AckWait of the consumers that New creates: the lease
@@ -126,7 +126,7 @@ func New(js natsjs.JetStream, name string, opts ...Option) (*Queue, error) {
 
 func newQueue(ctx context.Context, js natsjs.JetStream, name string, opts ...Option) (*Queue, error) {
 	if !validName.MatchString(name) {
-		return nil, fmt.Errorf("jetstream: invalid queue name %q: use letters, digits, '-' and '_': %w", name, crew.ErrPermanent)
+		return nil, fmt.Errorf("jetstream: invalid queue name %q: use letters, digits, '-' and '_': %w", name, work.ErrPermanent)
 	}
 	c := config{ackWait: DefaultAckWait}
 	for _, o := range opts {
@@ -175,7 +175,7 @@ func (q *Queue) openStream(ctx context.Context, c config) error {
 	cfg := s.CachedInfo().Config
 	if !covers(cfg.Subjects, q.subject) || !covers(cfg.Subjects, q.dead) {
 		return fmt.Errorf("jetstream: queue %s: stream %s (subjects %v) must take %s and %s: %w",
-			q.name, name, cfg.Subjects, q.subject, q.dead, crew.ErrPermanent)
+			q.name, name, cfg.Subjects, q.subject, q.dead, work.ErrPermanent)
 	}
 	if cfg.AllowMsgSchedules && covers(cfg.Subjects, q.subject+".delayed.x") {
 		q.delayed = q.subject + ".delayed."
@@ -212,7 +212,7 @@ func (q *Queue) openConsumer(ctx context.Context, c config) error {
 	}
 	info := cons.CachedInfo().Config
 	if info.AckPolicy != natsjs.AckExplicitPolicy {
-		return fmt.Errorf("jetstream: queue %s: consumer %s must acknowledge explicitly: %w", q.name, name, crew.ErrPermanent)
+		return fmt.Errorf("jetstream: queue %s: consumer %s must acknowledge explicitly: %w", q.name, name, work.ErrPermanent)
 	}
 	if info.FilterSubject != "" {
 		q.subject = info.FilterSubject
@@ -238,7 +238,7 @@ func apiPrefix(js natsjs.JetStream) string {
 // notFound marks err permanent if it says a stream or consumer is missing.
 func notFound(err error) error {
 	if errors.Is(err, natsjs.ErrStreamNotFound) || errors.Is(err, natsjs.ErrConsumerNotFound) {
-		return fmt.Errorf("%w: %w", err, crew.ErrPermanent)
+		return fmt.Errorf("%w: %w", err, work.ErrPermanent)
 	}
 	return err
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/crewgo/crew"
 	"github.com/crewgo/crew/queue"
+	"github.com/crewgo/crew/work"
 )
 
 // receipt is one delivery of a message to this Queue: the ack subject that
@@ -328,14 +328,14 @@ func (q *Queue) classify(err error) error {
 	case errors.Is(err, natsjs.ErrConsumerNotFound), errors.Is(err, natsjs.ErrStreamNotFound),
 		errors.Is(err, natsjs.ErrConsumerDeleted), errors.Is(err, nats.ErrConnectionClosed),
 		errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrPermissionViolation):
-		return fmt.Errorf("jetstream: queue %s: %w: %w", q.name, err, crew.ErrPermanent)
+		return fmt.Errorf("jetstream: queue %s: %w: %w", q.name, err, work.ErrPermanent)
 	case errors.Is(err, nats.ErrNoResponders):
 		// Nobody answers for the consumer: it is gone, or the server is
 		// restarting. Ask.
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
 		if _, ierr := q.cons.Info(ctx); errors.Is(ierr, natsjs.ErrConsumerNotFound) || errors.Is(ierr, natsjs.ErrStreamNotFound) {
-			return fmt.Errorf("jetstream: queue %s: %w: %w", q.name, ierr, crew.ErrPermanent)
+			return fmt.Errorf("jetstream: queue %s: %w: %w", q.name, ierr, work.ErrPermanent)
 		}
 	}
 	return fmt.Errorf("jetstream: queue %s: receive: %w", q.name, err)
