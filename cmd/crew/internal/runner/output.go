@@ -103,23 +103,42 @@ func (p *printer) write(j *jobOutput, i int, data []byte) {
 	_, _ = p.out[i].Write(data)
 }
 
-// writeFrom prints the n bytes of r, the whole output of j on stream i,
-// or holds them until j's turn comes. Untagged output in its turn is
-// copied file to file without passing through memory.
-func (p *printer) writeFrom(j *jobOutput, i int, r io.Reader, n int64) error {
-	if p.out[i] == nil || n == 0 {
-		return nil
-	}
+// printFiles prints job j's whole output, the files of its standard
+// output and error, or holds it until j's turn comes. Both are printed at
+// once, so that no other job's output comes between them. Untagged output
+// in its turn is copied file to file without passing through memory.
+func (p *printer) printFiles(j *jobOutput, files [2]*os.File) error {
 	p.mu.Lock()
-	if !p.tag && !p.holdLocked(j) {
-		defer p.mu.Unlock()
-		_, err := io.Copy(p.out[i], io.LimitReader(r, n))
-		return ignoreOutputErr(err)
+	defer p.mu.Unlock()
+	hold := p.holdLocked(j)
+	var errs []error
+	for i, f := range files {
+		if f == nil || p.out[i] == nil {
+			continue
+		}
+		fi, err := f.Stat()
+		if err != nil || fi.Size() == 0 {
+			errs = append(errs, err)
+			continue
+		}
+		r := io.NewSectionReader(f, 0, fi.Size())
+		if !hold && !p.tag {
+			_, err := io.Copy(p.out[i], r)
+			errs = append(errs, ignoreOutputErr(err))
+			continue
+		}
+		data, err := io.ReadAll(r)
+		errs = append(errs, err)
+		if p.tag {
+			data = prefixLines(j.prefix, data)
+		}
+		if hold {
+			j.held[i].Write(data)
+		} else {
+			_, _ = p.out[i].Write(data)
+		}
 	}
-	p.mu.Unlock()
-	data, err := io.ReadAll(io.LimitReader(r, n))
-	p.write(j, i, data)
-	return err
+	return errors.Join(errs...)
 }
 
 // ignoreOutputErr drops the errors of writing to the runner's own output:
@@ -237,19 +256,9 @@ func (p *printer) groupCapture(j *jobOutput) (*capture, error) {
 	}
 	c.done = func() error {
 		defer closeAll(c.files)
-		var errs []error
-		for i, f := range c.files {
-			if f == nil {
-				continue
-			}
-			fi, err := f.Stat()
-			if err == nil {
-				err = p.writeFrom(j, i, io.NewSectionReader(f, 0, fi.Size()), fi.Size())
-			}
-			errs = append(errs, err)
-		}
+		err := p.printFiles(j, c.files)
 		p.end(j)
-		return errors.Join(errs...)
+		return err
 	}
 	return c, nil
 }
