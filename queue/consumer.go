@@ -23,6 +23,9 @@ const (
 	DefaultDrainTimeout = 25 * time.Second
 	DefaultAckBatch     = 64
 	DefaultAckDelay     = 20 * time.Millisecond
+	// DefaultPrefetch bounds the prefetch of a Consumer whose Prefetch is
+	// zero (see Consumer.Prefetch).
+	DefaultPrefetch = 16
 )
 
 // MinLease is the shortest Lease a Consumer accepts. A shorter lease would
@@ -88,7 +91,10 @@ type Consumer struct {
 	Concurrency int
 	// Prefetch is how many messages the consumer may hold, leased, beyond
 	// its free handler slots, so that a slot that frees up finds its next
-	// message ready. Keep it small; the default is none.
+	// message ready. Zero adapts it: none at first, and more (up to twice
+	// Concurrency, at most DefaultPrefetch) only while handlers finish
+	// during Receive calls, so that slow handlers never make the consumer
+	// hold more than it can start. Negative: none.
 	Prefetch int
 	// Lease is how long a received message stays invisible to other
 	// consumers before it must be extended (DefaultLease if zero). A
@@ -212,7 +218,8 @@ type run struct {
 	log         *slog.Logger
 	handler     Handler
 	concurrency int
-	prefetch    int
+	prefetch    int               // the most it prefetches
+	adaptive    *adaptivePrefetch // nil unless Prefetch is zero
 	lease       time.Duration
 	maxAttempts int
 	retry       backoff.Policy
@@ -259,7 +266,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		log:         c.Logger,
 		handler:     c.Handler,
 		concurrency: c.Concurrency,
-		prefetch:    max(c.Prefetch, 0),
+		prefetch:    c.Prefetch,
 		lease:       c.Lease,
 		maxAttempts: c.MaxAttempts,
 		retry:       c.Retry,
@@ -272,6 +279,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if r.concurrency <= 0 {
 		r.concurrency = DefaultConcurrency
 	}
+	if r.prefetch == 0 {
+		a := newAdaptivePrefetch(r.concurrency)
+		r.adaptive, r.prefetch = &a, a.max
+	}
+	r.prefetch = max(r.prefetch, 0)
 	if r.lease <= 0 {
 		r.lease = DefaultLease
 	}
@@ -344,6 +356,7 @@ func (r *run) receive(ctx context.Context) {
 	linger.Stop()
 	defer linger.Stop()
 	for ctx.Err() == nil {
+		capacity := r.capacityNow(capacity) // smaller while the prefetch adapts
 		want := capacity - int(r.held.Load())
 		if want <= 0 {
 			select {
@@ -373,6 +386,7 @@ func (r *run) receive(ctx context.Context) {
 				break
 			}
 		}
+		held := r.held.Load()
 		msgs, err := r.c.Source.Receive(ctx, want, r.lease)
 		if err != nil {
 			// A Source may return what it got before the failure, or
@@ -394,6 +408,7 @@ func (r *run) receive(ctx context.Context) {
 			continue
 		}
 		failures = 0
+		r.adaptPrefetch(held)
 		r.c.received.Add(int64(len(msgs)))
 		r.hold(len(msgs))
 		// Leases are extended from the moment of receipt, so that a

@@ -1,0 +1,46 @@
+package queue
+
+// adaptivePrefetch is how many messages a Consumer whose Prefetch is zero
+// receives beyond its free handler slots. It starts at none and grows only
+// while handlers finish during Receive calls, that is, while a slot that
+// frees up would otherwise wait a round trip for its next message; it
+// shrinks while none does. Handlers slower than a Receive thus never make
+// the consumer hold more messages than it can start, and quick ones get
+// receives large enough to share a round trip (and, on a database, a
+// commit) among many messages.
+type adaptivePrefetch struct {
+	n   int // the current prefetch
+	max int // min(2×Concurrency, DefaultPrefetch)
+}
+
+func newAdaptivePrefetch(concurrency int) adaptivePrefetch {
+	return adaptivePrefetch{max: min(2*concurrency, DefaultPrefetch)}
+}
+
+// observe adapts the prefetch to a Receive during which finished handlers
+// of concurrency finished.
+func (p *adaptivePrefetch) observe(finished, concurrency int) {
+	switch {
+	case 2*finished >= concurrency:
+		p.n = min(max(2*p.n, finished), p.max)
+	case finished == 0:
+		p.n /= 2
+	}
+}
+
+// capacityNow returns how many messages the consumer may hold now: capacity,
+// unless its prefetch adapts, and then its slots and the current prefetch.
+func (r *run) capacityNow(capacity int) int {
+	if r.adaptive == nil {
+		return capacity
+	}
+	return r.concurrency + r.adaptive.n
+}
+
+// adaptPrefetch adapts the prefetch, if it adapts, after a Receive that
+// began when held messages were held.
+func (r *run) adaptPrefetch(held int64) {
+	if r.adaptive != nil {
+		r.adaptive.observe(int(held-r.held.Load()), r.concurrency)
+	}
+}
