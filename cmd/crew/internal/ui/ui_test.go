@@ -387,8 +387,13 @@ func TestRunSamplesUntilItsContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	for len(s.samples("emails")) < 3 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); len(s.samples("emails")) < 3; {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("Run took %d samples in 10s at 1ms intervals, want 3", len(s.samples("emails")))
+		}
+		time.Sleep(time.Millisecond) // polling a condition
 	}
 	cancel()
 	if err := <-done; err != nil {
