@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/crewgo/crew/backoff"
 	"github.com/crewgo/crew/pool"
 	"github.com/crewgo/crew/work"
@@ -110,6 +112,32 @@ type Consumer struct {
 	// given its attempt number (1-second to 5-minute exponential backoff
 	// with jitter if nil).
 	Retry backoff.Policy
+	// RateLimit, if set, bounds how many handlers start per second: each
+	// start takes one of its tokens. A message waiting for a token is not
+	// received yet, so it burns no lease: the consumer receives only as
+	// many messages as the limiter lets start now, waiting for the first
+	// token before it receives at all. A limiter may be shared by several
+	// consumers to bound them together, and changed while they run
+	// (SetLimit, SetBurst). Its burst must be at least 1, unless its limit
+	// is rate.Inf, or Run returns an error at once.
+	RateLimit *rate.Limiter
+	// Key names a message attribute, such as "tenant", whose value puts
+	// the message in a group: at most PerKey handlers (1 if zero) run at
+	// once for messages of one value, while messages of other values, and
+	// messages without the attribute, take the remaining slots. A message
+	// whose key is busy waits, with its lease extended, when it should
+	// start within about one handler's run: behind at most PerKey others
+	// of its key, and Concurrency in all. Otherwise it is postponed: given
+	// back to the queue unstarted, ready again after about a handler's run,
+	// twice that after each later postponement (up to a minute). So a key
+	// with a long backlog holds few leases and never stops the consumer
+	// from receiving the messages of other keys. A postponed message's
+	// next delivery counts in Message.Attempt, but not against
+	// MaxAttempts, when this consumer receives it again.
+	Key string
+	// PerKey is how many handlers may run at once for one value of Key
+	// (1 if zero; a PerKey without a Key makes Run return an error).
+	PerKey int
 	// HandlerTimeout bounds one run of the handler (none if zero); the
 	// handler's context then ends with ErrHandlerTimeout as its cause.
 	HandlerTimeout time.Duration
@@ -135,7 +163,7 @@ type Consumer struct {
 	// returns.
 	OnResult func(Result)
 
-	received, held, running, succeeded, retried, dead, released, lost atomic.Int64
+	received, held, running, succeeded, retried, dead, released, lost, postponed atomic.Int64
 }
 
 // Result is what became of one message.
@@ -196,6 +224,7 @@ type Stats struct {
 	DeadLettered int64 // messages dead-lettered
 	Released     int64 // messages given back unfinished at a stop, or returned by a failing Receive
 	LeaseLost    int64 // messages whose lease was lost while held, or whose acknowledgement failed
+	Postponed    int64 // messages given back unstarted because their Key was busy (not a Result)
 }
 
 // Stats returns the consumer's counters. It is safe to call at any time.
@@ -209,6 +238,7 @@ func (c *Consumer) Stats() Stats {
 		DeadLettered: c.dead.Load(),
 		Released:     c.released.Load(),
 		LeaseLost:    c.lost.Load(),
+		Postponed:    c.postponed.Load(),
 	}
 }
 
@@ -224,11 +254,13 @@ type run struct {
 	maxAttempts int
 	retry       backoff.Policy
 
-	ops   context.Context // for calls to the Source: survives the stop
-	pool  *pool.Pool
-	acks  *acker
-	held  atomic.Int64  // messages received and not yet finished
-	freed chan struct{} // one token: a handler slot freed up
+	ops    context.Context // for calls to the Source: survives the stop
+	pool   *pool.Pool
+	acks   *acker
+	starts *startGate    // RateLimit, or nil
+	keys   *keyLimit     // Key and PerKey, or nil
+	held   atomic.Int64  // messages received and not yet finished
+	freed  chan struct{} // one token: a handler slot freed up
 
 	// Received messages go, in order, from the receive loop to the
 	// dispatcher, which waits for a free handler for each. The receive
@@ -261,6 +293,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.Lease != 0 && c.Lease < MinLease {
 		return fmt.Errorf("queue: Consumer.Lease %v is below MinLease (%v): the lease would end before it could be extended", c.Lease, MinLease)
 	}
+	if err := c.checkLimits(); err != nil {
+		return err
+	}
 	r := &run{
 		c:           c,
 		log:         c.Logger,
@@ -272,6 +307,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		retry:       c.Retry,
 		ops:         context.WithoutCancel(ctx),
 		freed:       make(chan struct{}, 1),
+		starts:      newStartGate(c.RateLimit),
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -293,6 +329,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if r.retry == nil {
 		r.retry = backoff.EqualJitter(backoff.Exponential(time.Second, 5*time.Minute))
 	}
+	r.keys = newKeyLimit(c, r.concurrency)
 	// A permanent failure of the Source ends receiving as the end of ctx
 	// would.
 	rctx, stopReceiving := context.WithCancelCause(ctx)
@@ -339,9 +376,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 // or released.
 func (r *run) receive(ctx context.Context) {
 	capacity := r.concurrency + r.prefetch
-	// Held messages are at most capacity, so the batches never fill the
-	// channel.
-	r.batches = make(chan []*delivery, capacity)
+	// Held messages are at most capacity, plus those waiting for their
+	// key, so the batches never fill the channel.
+	r.batches = make(chan []*delivery, capacity+r.keys.maxWaitingOrZero())
 	r.dispatched = make(chan struct{})
 	dctx, stop := context.WithCancel(ctx)
 	go r.dispatch(dctx)
@@ -357,7 +394,7 @@ func (r *run) receive(ctx context.Context) {
 	defer linger.Stop()
 	for ctx.Err() == nil {
 		capacity := r.capacityNow(capacity) // smaller while the prefetch adapts
-		want := capacity - int(r.held.Load())
+		want := r.free(capacity)
 		if want <= 0 {
 			select {
 			case <-r.freed:
@@ -374,7 +411,7 @@ func (r *run) receive(ctx context.Context) {
 			for want < (capacity+1)/2 {
 				select {
 				case <-r.freed:
-					want = capacity - int(r.held.Load())
+					want = r.free(capacity)
 				case <-linger.C:
 					break wait
 				case <-ctx.Done():
@@ -385,6 +422,9 @@ func (r *run) receive(ctx context.Context) {
 			if ctx.Err() != nil {
 				break
 			}
+		}
+		if want = r.starts.allow(ctx, want); want == 0 {
+			continue // ctx ended while waiting for the rate limit
 		}
 		held := r.held.Load()
 		msgs, err := r.c.Source.Receive(ctx, want, r.lease)
@@ -409,6 +449,7 @@ func (r *run) receive(ctx context.Context) {
 		}
 		failures = 0
 		r.adaptPrefetch(held)
+		r.starts.spend(len(msgs))
 		r.c.received.Add(int64(len(msgs)))
 		r.hold(len(msgs))
 		// Leases are extended from the moment of receipt, so that a
@@ -430,7 +471,7 @@ func (r *run) dispatch(ctx context.Context) {
 	defer close(r.dispatched)
 	for deliveries := range r.batches {
 		for _, d := range deliveries {
-			if ctx.Err() == nil && r.pool.Go(ctx, d.handle) == nil {
+			if ctx.Err() == nil && r.start(ctx, d) {
 				continue
 			}
 			// Stopping: give back what has not started.
@@ -438,6 +479,13 @@ func (r *run) dispatch(ctx context.Context) {
 			r.releaseHeld([]*Message{d.m}, ErrStopping)
 		}
 	}
+	r.releaseWaiting()
+}
+
+// free is how many more messages the consumer may hold: its capacity less
+// what it holds, not counting the messages that wait for their key.
+func (r *run) free(capacity int) int {
+	return capacity - int(r.held.Load()) + r.waiting()
 }
 
 // release gives back messages that were received but never dispatched,
@@ -506,6 +554,11 @@ var ErrStopping = errors.New("queue: consumer stopping")
 func (r *run) finish() {
 	r.held.Add(-1)
 	r.c.held.Add(-1)
+	r.signalFreed()
+}
+
+// signalFreed wakes the receive loop to receive for a slot that freed up.
+func (r *run) signalFreed() {
 	select {
 	case r.freed <- struct{}{}:
 	default:

@@ -15,7 +15,21 @@ type delivery struct {
 	r    *run
 	m    *Message
 	beat *heartbeat
+
+	// With Consumer.Key: the message's key, if it has one, and how often
+	// this consumer postponed it, deliveries that MaxAttempts does not
+	// count.
+	key       string
+	keyed     bool
+	postponed int
+	admitted  time.Time     // when it took one of its key's places
+	delay     time.Duration // how long it is postponed for
+	elapsed   time.Duration // how long the handler ran
 }
+
+// attempt is the message's delivery count, less the deliveries that this
+// consumer postponed without starting it.
+func (d *delivery) attempt() int { return d.m.Attempt - d.postponed }
 
 func newDelivery(r *run, m *Message) *delivery {
 	d := &delivery{r: r, m: m}
@@ -32,11 +46,11 @@ func (d *delivery) handle(ctx context.Context) error {
 	r.c.running.Add(1)
 	defer r.c.running.Add(-1)
 
-	if r.maxAttempts > 0 && m.Attempt > r.maxAttempts {
+	if attempt := d.attempt(); r.maxAttempts > 0 && attempt > r.maxAttempts {
 		// Delivered too often without a result: its handler probably
 		// crashed the process. Running it again would do the same.
 		d.beat.stop()
-		d.deadLetter(fmt.Errorf("queue: delivered %d times, more than MaxAttempts (%d)", m.Attempt, r.maxAttempts), 0)
+		d.deadLetter(fmt.Errorf("queue: delivered %d times, more than MaxAttempts (%d)", attempt, r.maxAttempts), 0)
 		return nil
 	}
 
@@ -55,6 +69,7 @@ func (d *delivery) handle(ctx context.Context) error {
 	start := time.Now()
 	err := call(r.handler, hctx, m)
 	elapsed := time.Since(start)
+	d.elapsed = elapsed
 	lost := d.beat.stop()
 
 	switch {
@@ -71,10 +86,10 @@ func (d *delivery) handle(ctx context.Context) error {
 		r.mu.Unlock()
 		r.c.released.Add(1)
 		r.report(Result{Message: m, Outcome: Released, Err: err, Elapsed: elapsed})
-	case errors.Is(err, work.ErrPermanent) || (r.maxAttempts > 0 && m.Attempt >= r.maxAttempts):
+	case errors.Is(err, work.ErrPermanent) || (r.maxAttempts > 0 && d.attempt() >= r.maxAttempts):
 		d.deadLetter(err, elapsed)
 	default:
-		delay := max(r.retry(m.Attempt), 0)
+		delay := max(r.retry(d.attempt()), 0)
 		// If the nack fails, the lease will expire and the message come
 		// back anyway.
 		r.nack(m, delay, "nack")

@@ -54,6 +54,18 @@
 // while they wait, so keep Prefetch to what the handlers start well within
 // a lease.
 //
+// # Limits beyond concurrency
+//
+// RateLimit (a golang.org/x/time/rate Limiter) bounds how many handlers
+// start per second, for a downstream API that allows so many calls: the
+// consumer receives only what the limiter lets start now, so messages wait
+// in the queue, not leased. Key and PerKey bound how many handlers run at
+// once for one value of a message attribute, such as a tenant, so that one
+// tenant's backlog cannot take every slot: a message whose tenant is busy
+// waits, leased, only when it should start within about one handler's run,
+// and is otherwise postponed, given back to the queue for about as long as
+// the tenant needs to catch up.
+//
 // # Sources
 //
 // [Source] is a small interface: Receive with a lease, Ack, Nack, Extend
