@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -565,3 +566,32 @@ func TestTaskArrivingAsTheIdleTimeoutEndsStillRuns(t *testing.T) {
 		}
 	})
 }
+
+func TestEachIdleGoroutineExitsIdleTimeoutAfterItsLastTask(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := pool.New(2, pool.Queue(0))
+		release := make(chan struct{})
+		_ = p.Go(context.Background(), func(context.Context) error { <-release; return nil })
+		_ = p.Go(context.Background(), func(context.Context) error { time.Sleep(idleHalf); return nil })
+		close(release)
+		synctest.Wait() // one goroutine has parked, the other sleeps
+		before := runtime.NumGoroutine()
+		time.Sleep(pool.IdleTimeout + time.Millisecond)
+		synctest.Wait()
+		if n := runtime.NumGoroutine(); n != before-1 {
+			t.Errorf("%d goroutines after the first one's idle timeout, want %d", n, before-1)
+		}
+		time.Sleep(idleHalf)
+		synctest.Wait()
+		if n := runtime.NumGoroutine(); n != before-2 {
+			t.Errorf("%d goroutines after the second one's idle timeout, want %d", n, before-2)
+		}
+		p.Close()
+		if err := p.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// idleHalf is half the pool's IdleTimeout.
+const idleHalf = pool.IdleTimeout / 2
