@@ -219,6 +219,12 @@ func startChild(t *testing.T, mode, queueURL, records string, seed uint64) *chil
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { // a child that a failed test left running
+		if c.cmd.ProcessState == nil {
+			_ = c.cmd.Process.Kill()
+			_ = c.cmd.Wait()
+		}
+	})
 	if line := c.line(); line != "ready" {
 		_ = c.cmd.Process.Kill()
 		_ = c.cmd.Wait()
@@ -234,10 +240,12 @@ func (c *child) line() string {
 }
 
 // TestCrashSafety runs consumers in child processes on one SQS queue and
-// stops them at random moments: first with SIGTERM (a deploy), then with
-// SIGKILL (a crash), restarting each time, and finally lets one run until
-// the queue is empty. Every message must be handled at least once; none
-// twice while only SIGTERM stopped the children.
+// stops them: first with SIGTERM (a deploy), then with SIGKILL (a crash),
+// restarting each time, and finally lets one run until every message has
+// been handled. Each stop comes once a further share of the messages has
+// been handled, plus a random moment, so that it hits work in progress
+// however fast the machine. Every message must be handled at least once;
+// none twice while only SIGTERM stopped the children.
 func TestCrashSafety(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -256,12 +264,26 @@ func TestCrashSafety(t *testing.T) {
 	}
 
 	deadline := time.Now().Add(90 * time.Second)
+	roundFile := func(n int) string { return filepath.Join(dir, fmt.Sprintf("round-%d.txt", n)) }
 	var rounds [][]string
 	var signals []syscall.Signal
+	// at returns a wait until percent of the messages have been handled,
+	// in the rounds so far and the one running, then for a random moment.
+	at := func(percent int) func() {
+		return func() {
+			for handledIn(t, roundFile, len(rounds)+1) < crashMessages*percent/100 {
+				if time.Now().After(deadline) {
+					t.Fatalf("round %d: only %d messages handled before the deadline", len(rounds), handledIn(t, roundFile, len(rounds)+1))
+				}
+				time.Sleep(10 * time.Millisecond) // polling a condition
+			}
+			time.Sleep(time.Duration(rng.Int64N(int64(50 * time.Millisecond)))) // the random moment to stop at
+		}
+	}
 	run := func(sig syscall.Signal, until func()) {
 		t.Helper()
 		n := len(rounds)
-		c := startChild(t, "work", q.URL(), filepath.Join(dir, fmt.Sprintf("round-%d.txt", n)), seed+uint64(n))
+		c := startChild(t, "work", q.URL(), roundFile(n), seed+uint64(n))
 		until()
 		if err := c.cmd.Process.Signal(sig); err != nil {
 			t.Fatal(err)
@@ -276,67 +298,26 @@ func TestCrashSafety(t *testing.T) {
 		}
 		rounds = append(rounds, readRecords(t, c.records))
 		signals = append(signals, sig)
-		if time.Now().After(deadline) {
-			t.Fatalf("the rounds took too long; %d rounds so far", len(rounds))
-		}
-	}
-	randomMoment := func() {
-		time.Sleep(200*time.Millisecond + time.Duration(rng.Int64N(int64(500*time.Millisecond)))) // the random moment to stop at
 	}
 
-	for range 3 {
-		run(syscall.SIGTERM, randomMoment)
+	for _, percent := range []int{10, 20, 30} {
+		run(syscall.SIGTERM, at(percent))
 	}
-	counts := map[string]int{}
-	for _, r := range rounds {
-		for _, id := range r {
-			counts[id]++
-		}
-	}
-	for id, n := range counts {
+	for id, n := range countIDs(rounds) {
 		if n > 1 {
 			t.Errorf("message %s was handled %d times in SIGTERM-only rounds", id, n)
 		}
 	}
-	for range 3 {
-		run(syscall.SIGKILL, randomMoment)
+	for _, percent := range []int{45, 60, 75} {
+		run(syscall.SIGKILL, at(percent))
 	}
 	// The last child runs until every message has been handled: a killed
 	// child's messages come back when their leases run out.
-	run(syscall.SIGTERM, func() {
-		want := map[string]bool{}
-		for _, id := range published {
-			want[id] = true
-		}
-		for time.Now().Before(deadline) {
-			handled := 0
-			seen := map[string]bool{}
-			for i := range rounds {
-				for _, id := range rounds[i] {
-					seen[id] = true
-				}
-			}
-			for _, id := range readRecords(t, filepath.Join(dir, fmt.Sprintf("round-%d.txt", len(rounds)))) {
-				seen[id] = true
-			}
-			for id := range want {
-				if seen[id] {
-					handled++
-				}
-			}
-			if handled == len(want) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond) // polling a condition
-		}
-	})
+	run(syscall.SIGTERM, at(100))
 
-	clear(counts)
+	counts := countIDs(rounds)
 	total := 0
 	for i, r := range rounds {
-		for _, id := range r {
-			counts[id]++
-		}
 		total += len(r)
 		t.Logf("round %d (%v): handled %d", i, signals[i], len(r))
 	}
@@ -352,6 +333,30 @@ func TestCrashSafety(t *testing.T) {
 	t.Logf("%d messages, %d handlings, %d handled more than once (after SIGKILL)", len(published), total, total-len(counts))
 	// Nothing is left: not ready, not leased by a drained child.
 	expectEmpty(t, q)
+}
+
+// handledIn counts the distinct messages recorded in the first n rounds'
+// files.
+func handledIn(t *testing.T, file func(round int) string, n int) int {
+	t.Helper()
+	seen := map[string]bool{}
+	for i := range n {
+		for _, id := range readRecords(t, file(i)) {
+			seen[id] = true
+		}
+	}
+	return len(seen)
+}
+
+// countIDs counts how often each message was handled in rounds.
+func countIDs(rounds [][]string) map[string]int {
+	counts := map[string]int{}
+	for _, r := range rounds {
+		for _, id := range r {
+			counts[id]++
+		}
+	}
+	return counts
 }
 
 // TestSIGTERMDuringLongPollStrandsNothing stops a consumer while it waits
