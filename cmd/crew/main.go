@@ -168,6 +168,9 @@ for a wrong command line.`,
   ls *.log | crew run -j 8 --joblog gzip.log -- gzip {}`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// The root takes a command, and no flag but --help: its usage line
+		// is not "crew [flags]".
+		DisableFlagsInUseLine: true,
 		// A bare "crew" prints the help; an unknown word is an error.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },

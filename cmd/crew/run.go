@@ -115,12 +115,12 @@ run was stopped or halted early, 2 for a wrong command line.`,
 func (o *runOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.SetInterspersed(false) // flags end at CMD, so CMD's own flags stay its own
-	concurrencyFlags(cmd, &o.cfg.Jobs, runtime.NumCPU(), "jobs", "run at most `N` jobs at once")
+	concurrencyFlags(cmd, &o.cfg.Jobs, runtime.NumCPU(), "jobs", "run at most `N` jobs at once (-c is the same)")
 	f.DurationVar(&o.cfg.Timeout, "timeout", 0, "stop a job that runs longer than `D` (SIGTERM, then SIGKILL after --kill-after); 0 for no limit")
 	f.DurationVar(&o.cfg.KillAfter, "kill-after", 10*time.Second, "after SIGTERM, give a job `D` before SIGKILL")
 	f.IntVar(&o.cfg.Retries, "retries", 0, "run a failed job up to `N` more times")
 	f.DurationVar(&o.retryDelay, "retry-delay", time.Second, "wait about `D` before a job's first retry, doubling for each later one")
-	f.StringVar(&o.halt, "halt", "never", "end the run early: `now|soon,fail=N|fail=N%` (GNU parallel's --halt)")
+	f.StringVar(&o.halt, "halt", "never", "end the run early after failures: `WHEN,fail=N` or WHEN,fail=N%, WHEN being soon or now (GNU parallel's --halt)")
 	f.BoolVar(&o.haltOnError, "halt-on-error", false, "start no more jobs once one has failed (--halt soon,fail=1)")
 	f.BoolVar(&o.lineBuffer, "line-buffer", false, "print whole lines as jobs write them, rather than each job's output whole when it ends")
 	f.BoolVarP(&o.cfg.KeepOrder, "keep-order", "k", false, "print the jobs' output in input order")
