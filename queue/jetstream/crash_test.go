@@ -113,6 +113,12 @@ func startWorker(t *testing.T, url, records string, seed uint64) *worker {
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { // a worker that a failed test left running
+		if w.cmd.ProcessState == nil {
+			_ = w.cmd.Process.Kill()
+			_ = w.cmd.Wait()
+		}
+	})
 	line, _ := bufio.NewReader(stdout).ReadString('\n')
 	if line != "ready\n" {
 		_ = w.cmd.Process.Kill()
