@@ -5,10 +5,12 @@
 //
 // # Commands
 //
-//	crew enqueue [--queue URL] [--delay D] [--priority N] [BODY...]
+//	crew enqueue [--queue URL] [--delay D] [--priority N] [--attr KEY=VALUE]... [BODY...]
 //	crew work    [--queue URL] [-c N] [--lease D] [--max-attempts N] [--timeout D]
 //	             [--drain D] [--kill-after D] [--retry-delay D] [--health ADDR]
-//	             [--exit-when-empty] [--status-every D] (-- CMD [ARGS...] | --post URL)
+//	             [--rate N/s|N/m|N/h] [--burst N] [--key ATTR] [--per-key N]
+//	             [--permanent-exit CODE] [--exit-when-empty] [--status-every D]
+//	             (-- CMD [ARGS...] | --post URL)
 //	crew stats   [--queue URL] [--json]
 //	crew dead    list [--json] | redrive (--all | ID...) | purge
 //	crew run     [-j N] [--timeout D] [--kill-after D] [--retries N] [--joblog FILE]
@@ -24,6 +26,29 @@
 // dead letters (dead list --json gives each body byte for byte, in
 // body_base64). run is xargs -P with a resumable job log in GNU parallel's
 // format, locked while a run uses it.
+//
+// # Limits
+//
+// crew work --rate 50/s (or /m, /h) starts at most that many commands a
+// second, evenly spaced, or in bursts of up to --burst; a message is
+// received only when its command may start, so no lease runs out while it
+// waits. --key tenant --per-key 2 runs at most 2 commands at once for the
+// messages of one tenant (an attribute given by crew enqueue --attr
+// tenant=...), while the other -c slots serve other tenants: a message of
+// a busy tenant waits, leased, only if it should start within about one
+// command's run, and is otherwise given back to the queue for a while.
+//
+// # Telling crew what a failure means
+//
+// A command that exits 0 is done. One that exits with a status listed by
+// --permanent-exit (none by default; 65, EX_DATAERR, is customary for
+// input that can never be processed) sends its message to the dead
+// letters at once. Any other failure is retried later, with backoff, until
+// --max-attempts. Each message's attributes reach the command as
+// CREW_ATTR_<NAME>; with --post, the request carries X-Crew-Message-Id,
+// X-Crew-Attempt and X-Crew-Attr-<Name>, and the same under the names
+// Elastic Beanstalk's worker daemon sends (X-Aws-Sqsd-Msgid,
+// X-Aws-Sqsd-Receive-Count, X-Aws-Sqsd-Attr-<Name>).
 //
 // # Delivery
 //

@@ -38,6 +38,8 @@ type workConfig struct {
 	post          string
 	statusEvery   time.Duration
 	pollEvery     time.Duration // how often --exit-when-empty looks at the queue
+	limits        limits        // --rate, --burst, --key, --per-key (worklimits.go)
+	permanentExit permanentExit // --permanent-exit: exit statuses that dead-letter at once
 }
 
 func (a *app) workCmd() *cobra.Command {
@@ -47,10 +49,16 @@ func (a *app) workCmd() *cobra.Command {
 		Short: "Run a command once per queue message, and drain gracefully on SIGTERM",
 		Long: `Work receives messages from a queue and runs CMD once per message, up to -c
 at once, with the message's body on CMD's standard input and, in CMD's
-environment, crew's own plus CREW_MESSAGE_ID and CREW_ATTEMPT. CMD runs
-directly, not through a shell (write sh -c '...' for one); its output goes
-straight to crew's. With --post URL instead of CMD, each body is POSTed to
-URL, with the headers X-Crew-Message-Id and X-Crew-Attempt. A redirect is
+environment, crew's own plus CREW_MESSAGE_ID and CREW_ATTEMPT, and one
+CREW_ATTR_<NAME> per attribute of the message (crew enqueue --attr; the
+name upper-cased, characters other than letters, digits and _ made _). CMD
+runs directly, not through a shell (write sh -c '...' for one); its output
+goes straight to crew's. With --post URL instead of CMD, each body is
+POSTed to URL, with the headers X-Crew-Message-Id, X-Crew-Attempt and one
+X-Crew-Attr-<Name> per attribute, and the same under the names of Elastic
+Beanstalk's worker daemon (X-Aws-Sqsd-Msgid, X-Aws-Sqsd-Receive-Count,
+X-Aws-Sqsd-Attr-<Name>), so that an endpoint written for a Beanstalk
+worker environment moves to crew unchanged. A redirect is
 followed only when it is a 307 or 308, which repeat the POST with its body;
 any other 3xx (301, 302, 303...) would turn it into a GET without the body,
 so it is a failure like a 5xx.
@@ -59,7 +67,11 @@ Exit status 0 (or a 2xx response) acknowledges the message: it is deleted.
 Anything else makes it ready again after a backoff that starts at
 --retry-delay and doubles up to 5 minutes; every delivery counts as an
 attempt, even one whose worker was killed, and after --max-attempts the
-message becomes a dead letter (see crew dead). While CMD runs, the message's
+message becomes a dead letter (see crew dead). A command says "do not
+retry this message", such as one it cannot parse, by exiting with a status
+given to --permanent-exit (none by default; 65, EX_DATAERR of sysexits.h,
+is the customary one): the message becomes a dead letter at once. Any other
+non-zero status means "retry later". While CMD runs, the message's
 lease is extended every third of --lease, so CMD may run far longer than the
 lease; if crew itself dies, the message comes back when the lease ends.
 
@@ -95,6 +107,17 @@ What a command leaves running in the background after it exits is its own.
 ready, leased or delayed message: it waits for messages leased by other
 workers, and for retries, to come back, and handles them.
 
+Limits. --rate 50/s (or /m, /h) starts at most that many commands per
+second, evenly spaced, or in bursts of up to --burst after a quiet spell;
+a message is received only once its command may start, so none waits out
+its lease for the limiter. --key ATTR --per-key N runs at most N commands at
+once for the messages that share a value of the attribute ATTR, such as a
+tenant, while the other slots of -c serve other values; a message whose
+value is busy waits, leased, only when it should start within about one
+command's run, and is otherwise given back to the queue for a while, so
+that one busy value neither holds many leases nor blocks the others. Such
+a giving back counts in CREW_ATTEMPT, but not against --max-attempts.
+
 --health ADDR serves /livez (200 while crew runs) and /readyz (200 while
 crew receives, 503 from the first signal on) on ADDR.
 
@@ -116,7 +139,10 @@ dead-lettered, released, lease-lost) and a status line every --status-every.`,
   crew work -c 8 --health :8080 --queue sqlite:///data/jobs.db -- python3 worker.py
 
   # Forward every message to an HTTP endpoint.
-  crew work --post http://localhost:8080/hooks/job`,
+  crew work --post http://localhost:8080/hooks/job
+
+  # At most 10 calls a second to a rate-limited API, 2 at once per tenant.
+  crew work -c 8 --rate 10/s --key tenant --per-key 2 -- ./call-api.sh`,
 		Args: cobra.ArbitraryArgs,
 	}
 	queueURL := a.queueFlag(cmd)
@@ -134,6 +160,11 @@ dead-lettered, released, lease-lost) and a status line every --status-every.`,
 	f.BoolVar(&c.exitWhenEmpty, "exit-when-empty", false, "exit once the queue has no ready, leased or delayed message")
 	f.StringVar(&c.post, "post", "", "POST each message's body to `URL` instead of running a command (2xx acknowledges)")
 	f.DurationVar(&c.statusEvery, "status-every", 5*time.Second, "log a status line every `D`; 0 for none")
+	f.StringVar(&c.limits.rate, "rate", "", "start at most `N/s`, N/m or N/h commands, evenly spaced unless --burst")
+	f.IntVar(&c.limits.burst, "burst", 0, "with --rate, let up to `N` commands start at once after a quiet spell")
+	f.StringVar(&c.limits.key, "key", "", "limit how many commands run at once per value of the message attribute `ATTR`")
+	f.IntVar(&c.limits.perKey, "per-key", 0, "with --key, run up to `N` commands at once per value (default 1)")
+	f.IntSliceVar((*[]int)(&c.permanentExit), "permanent-exit", nil, "exit `CODE`s of CMD that dead-letter the message at once, without retries")
 
 	cmd.RunE = a.runE(func(cmd *cobra.Command, args []string) error {
 		if err := c.check(args); err != nil {
@@ -152,6 +183,7 @@ dead-lettered, released, lease-lost) and a status line every --status-every.`,
 			handler = (&commandHandler{
 				path: path, args: args, env: a.environ(), guard: a.guard,
 				killAfter: c.killAfter, stdout: a.stdout, stderr: a.stderr,
+				permanent: c.permanentExit,
 			}).handle
 		}
 		q, err := openQueue(cmd.Context(), queueURL(), !c.exitWhenEmpty)
@@ -188,6 +220,14 @@ func (c *workConfig) check(args []string) error {
 		return usagef("--retry-delay must not be negative, not %v", c.retryDelay)
 	case c.statusEvery < 0:
 		return usagef("--status-every must not be negative, not %v", c.statusEvery)
+	case len(c.permanentExit) > 0 && c.post != "":
+		return usagef("--permanent-exit names exit statuses of a CMD, and --post runs none")
+	}
+	if err := c.permanentExit.check(); err != nil {
+		return err
+	}
+	if err := c.limits.check(); err != nil {
+		return err
 	}
 	if c.post != "" {
 		u, err := url.Parse(c.post)
@@ -226,6 +266,7 @@ func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler
 		Logger:         log, // for Source errors: OnResult logs the outcomes
 		OnResult:       w.onResult,
 	}
+	c.limits.apply(w.consumer)
 
 	// The group's budget covers the drain, the SIGTERM-to-SIGKILL wait and
 	// the release of what was still running.
@@ -396,12 +437,13 @@ type commandHandler struct {
 	killAfter      time.Duration
 	stdout, stderr *os.File
 	guard          *proc.Guard
+	permanent      permanentExit // exit statuses that mean "do not retry"
 }
 
 func (h *commandHandler) handle(ctx context.Context, m *queue.Message) error {
 	env := append(h.env[:len(h.env):len(h.env)],
 		"CREW_MESSAGE_ID="+m.ID, "CREW_ATTEMPT="+strconv.Itoa(m.Attempt))
-	env = withTraceEnv(env, m)
+	env = withTraceEnv(append(env, attrEnv(m)...), m)
 	p, err := proc.Start(proc.Spec{Path: h.path, Args: h.args, Env: env, Input: m.Body, Stdout: h.stdout, Stderr: h.stderr, Guard: h.guard})
 	if err != nil {
 		return err
@@ -419,7 +461,7 @@ func (h *commandHandler) handle(ctx context.Context, m *queue.Message) error {
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w (%v)", exit.Err(), context.Cause(ctx))
 	}
-	return exit.Err()
+	return h.permanent.wrap(exit.Code, exit.Err())
 }
 
 // poster POSTs messages to a URL.
@@ -457,8 +499,7 @@ func (p *poster) handle(ctx context.Context, m *queue.Message) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("X-Crew-Message-Id", m.ID)
-	req.Header.Set("X-Crew-Attempt", strconv.Itoa(m.Attempt))
+	setMessageHeaders(req.Header, m) // worklimits.go
 	setTraceHeaders(req.Header, m)
 	resp, err := p.client.Do(req)
 	if err != nil {
