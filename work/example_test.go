@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/crewgo/crew/work"
@@ -65,12 +66,12 @@ func ExampleNewPanicError() {
 				errs <- work.NewPanicError(v)
 			}
 		}()
-		var cache map[string]int
-		cache["hits"]++ // a nil map: panics
+		fields := strings.Fields("order-42")
+		fmt.Println("customer:", fields[1]) // only one field: panics
 		errs <- nil
 	}()
 	var pe *work.PanicError
 	err := <-errs
 	fmt.Println(errors.As(err, &pe), pe.Value)
-	// Output: true assignment to entry in nil map
+	// Output: true runtime error: index out of range [1] with length 1
 }
