@@ -128,12 +128,15 @@ type Consumer struct {
 	// whose key is busy waits, with its lease extended, when it should
 	// start within about one handler's run: behind at most PerKey others
 	// of its key, and Concurrency in all. Otherwise it is postponed: given
-	// back to the queue unstarted, ready again after about a handler's run,
-	// twice that after each later postponement (up to a minute). So a key
-	// with a long backlog holds few leases and never stops the consumer
-	// from receiving the messages of other keys. A postponed message's
-	// next delivery counts in Message.Attempt, but not against
-	// MaxAttempts, when this consumer receives it again.
+	// back to the queue unstarted, to be ready again when the key should
+	// have run the messages postponed before it, judged by how long
+	// handlers take (or, for a key whose handlers run longer than usual,
+	// by how long they have run), at most a minute later. So a key with a
+	// long backlog holds few leases and never stops the consumer from
+	// receiving the messages of other keys. A postponed message's next
+	// delivery counts in Message.Attempt, but not against MaxAttempts,
+	// when this consumer receives it again; OnResult is not called for a
+	// postponement, which Stats counts as Postponed.
 	Key string
 	// PerKey is how many handlers may run at once for one value of Key
 	// (1 if zero; a PerKey without a Key makes Run return an error).
