@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,12 +41,8 @@ type workConfig struct {
 	permanentExit permanentExit // --permanent-exit: exit statuses that dead-letter at once
 }
 
-func (a *app) workCmd() *cobra.Command {
-	c := workConfig{pollEvery: 100 * time.Millisecond}
-	cmd := &cobra.Command{
-		Use:   "work [flags] (-- CMD [ARGS...] | --post URL)",
-		Short: "Run a command once per queue message, and drain gracefully on SIGTERM",
-		Long: `Work receives messages from a queue and runs CMD once per message, up to -c
+// workLong is the help text of crew work.
+const workLong = `Work receives messages from a queue and runs CMD once per message, up to -c
 at once, with the message's body on CMD's standard input and, in CMD's
 environment, crew's own plus CREW_MESSAGE_ID and CREW_ATTEMPT, and one
 CREW_ATTR_<NAME> per attribute of the message (crew enqueue --attr; the
@@ -131,7 +126,14 @@ crew enqueue copies from TRACEPARENT and TRACESTATE) reaches CMD as those
 environment variables, and --post's URL as the W3C headers.
 
 Logs go to standard error: one line per message outcome (succeeded, retried,
-dead-lettered, released, lease-lost) and a status line every --status-every.`,
+dead-lettered, released, lease-lost) and a status line every --status-every.`
+
+func (a *app) workCmd() *cobra.Command {
+	c := workConfig{pollEvery: 100 * time.Millisecond}
+	cmd := &cobra.Command{
+		Use:   "work [flags] (-- CMD [ARGS...] | --post URL)",
+		Short: "Run a command once per queue message, and drain gracefully on SIGTERM",
+		Long:  workLong,
 		Example: `  # Handle every message of the default queue, then exit.
   crew work --exit-when-empty -- sh -c 'cat; echo'
 
@@ -146,25 +148,7 @@ dead-lettered, released, lease-lost) and a status line every --status-every.`,
 		Args: cobra.ArbitraryArgs,
 	}
 	queueURL := a.queueFlag(cmd)
-	f := cmd.Flags()
-	f.SetInterspersed(false) // flags end at CMD, so CMD's own flags stay its own
-	f.IntVarP(&c.concurrency, "concurrency", "c", 1, "run up to `N` commands at once")
-	f.DurationVar(&c.lease, "lease", queue.DefaultLease, "lease messages for `D` (at least 1s), extended while their command runs")
-	f.IntVar(&c.maxAttempts, "max-attempts", queue.DefaultMaxAttempts, "dead-letter a message after `N` deliveries")
-	f.DurationVar(&c.timeout, "timeout", 0, "stop a command that runs longer than `D` and retry its message; 0 for no limit")
-	f.DurationVar(&c.drain, "drain", queue.DefaultDrainTimeout, "after a signal, let running commands finish for up to `D`")
-	f.DurationVar(&c.killAfter, "kill-after", 10*time.Second, "after SIGTERM, give a command `D` before SIGKILL")
-	f.DurationVar(&c.retryDelay, "retry-delay", time.Second, "wait about `D` before the first retry, doubling for each later one")
-	f.StringVar(&c.health, "health", "", "serve /livez and /readyz on `ADDR`, such as :8080")
-	f.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics at /metrics on `ADDR`, such as :9090")
-	f.BoolVar(&c.exitWhenEmpty, "exit-when-empty", false, "exit once the queue has no ready, leased or delayed message")
-	f.StringVar(&c.post, "post", "", "POST each message's body to `URL` instead of running a command (2xx acknowledges)")
-	f.DurationVar(&c.statusEvery, "status-every", 5*time.Second, "log a status line every `D`; 0 for none")
-	f.StringVar(&c.limits.rate, "rate", "", "start at most `N/s`, N/m or N/h commands, evenly spaced unless --burst")
-	f.IntVar(&c.limits.burst, "burst", 0, "with --rate, let up to `N` commands start at once after a quiet spell")
-	f.StringVar(&c.limits.key, "key", "", "limit how many commands run at once per value of the message attribute `ATTR`")
-	f.IntVar(&c.limits.perKey, "per-key", 0, "with --key, run up to `N` commands at once per value (default 1)")
-	f.IntSliceVar((*[]int)(&c.permanentExit), "permanent-exit", nil, "exit `CODE`s of CMD that dead-letter the message at once, without retries")
+	c.addFlags(cmd)
 
 	cmd.RunE = a.runE(func(cmd *cobra.Command, args []string) error {
 		if err := c.check(args); err != nil {
@@ -194,6 +178,29 @@ dead-lettered, released, lease-lost) and a status line every --status-every.`,
 		return a.work(cmd.Context(), q, handler, c)
 	})
 	return cmd
+}
+
+// addFlags defines the flags of crew work, but --queue.
+func (c *workConfig) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.SetInterspersed(false) // flags end at CMD, so CMD's own flags stay its own
+	concurrencyFlags(cmd, &c.concurrency, 1, "concurrency", "run up to `N` commands at once (-j is the same)")
+	f.DurationVar(&c.lease, "lease", queue.DefaultLease, "lease messages for `D` (at least 1s), extended while their command runs")
+	f.IntVar(&c.maxAttempts, "max-attempts", queue.DefaultMaxAttempts, "dead-letter a message after `N` deliveries")
+	f.DurationVar(&c.timeout, "timeout", 0, "stop a command that runs longer than `D` and retry its message; 0 for no limit")
+	f.DurationVar(&c.drain, "drain", queue.DefaultDrainTimeout, "after a signal, let running commands finish for up to `D`")
+	f.DurationVar(&c.killAfter, "kill-after", 10*time.Second, "after SIGTERM, give a command `D` before SIGKILL")
+	f.DurationVar(&c.retryDelay, "retry-delay", time.Second, "wait about `D` before the first retry, doubling for each later one")
+	f.StringVar(&c.health, "health", "", "serve /livez and /readyz on `ADDR`, such as :8080")
+	f.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics at /metrics on `ADDR`, such as :9090")
+	f.BoolVar(&c.exitWhenEmpty, "exit-when-empty", false, "exit once the queue has no ready, leased or delayed message")
+	f.StringVar(&c.post, "post", "", "POST each message's body to `URL` instead of running a command (2xx acknowledges)")
+	f.DurationVar(&c.statusEvery, "status-every", 5*time.Second, "log a status line every `D`; 0 for none")
+	f.StringVar(&c.limits.rate, "rate", "", "start at most `N/s`, N/m or N/h commands, evenly spaced unless --burst")
+	f.IntVar(&c.limits.burst, "burst", 0, "with --rate, let up to `N` commands start at once after a quiet spell")
+	f.StringVar(&c.limits.key, "key", "", "limit how many commands run at once per value of the message attribute `ATTR`")
+	f.IntVar(&c.limits.perKey, "per-key", 0, "with --key, run up to `N` commands at once per value (default 1)")
+	f.IntSliceVar((*[]int)(&c.permanentExit), "permanent-exit", nil, "exit `CODE`s of CMD that dead-letter the message at once, without retries")
 }
 
 // check rejects flag values that make no sense.
@@ -268,6 +275,37 @@ func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler
 	}
 	c.limits.apply(w.consumer)
 
+	g := a.workGroup(w, q, c, log)
+
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	stopSignals := a.onSignals(func(sig os.Signal) {
+		log.Info("received signal; draining: running commands finish, no new message is received; send it again to stop them now",
+			"signal", sig.String(), "drain", c.drain)
+		stop(&crew.SignalError{Signal: sig})
+	}, func(sig os.Signal) {
+		log.Warn("received second signal; stopping the running commands and releasing their messages",
+			"signal", sig.String(), "kill_after", c.killAfter)
+		g.Stop(nil) // a Stop during the stop cuts the drain short
+	})
+	start := time.Now()
+	err := g.Run(runCtx)
+	stopSignals()
+
+	log.Info("stopped",
+		"done", w.succeeded.Load(), "retried", w.retried.Load(), "dead", w.dead.Load(),
+		"released", w.released.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
+	// The group has logged what failed, such as a drain that had to release
+	// messages, naming them, and onResult every message that failed.
+	if err != nil || w.failed.Load() {
+		return exitCode(exitFailure)
+	}
+	return nil
+}
+
+// workGroup puts the consumer under a crew.Group, with the servers and
+// the reports that c asks for beside it.
+func (a *app) workGroup(w *worker, q backend.Backend, c workConfig, log *slog.Logger) *crew.Group {
 	// The group's budget covers the drain, the SIGTERM-to-SIGKILL wait and
 	// the release of what was still running.
 	// Its lines about workers starting and stopping say nothing to someone
@@ -305,46 +343,7 @@ func (a *app) work(ctx context.Context, q backend.Backend, handler queue.Handler
 			return nil
 		}))
 	}
-
-	sigs := make(chan os.Signal, 2)
-	a.notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer a.stopNotify(sigs)
-	runCtx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	start := time.Now()
-	done := make(chan error, 1)
-	go func() { done <- g.Run(runCtx) }()
-
-	var err error
-	for n := 0; ; {
-		select {
-		case err = <-done:
-		case sig := <-sigs:
-			n++
-			switch n {
-			case 1:
-				log.Info("received signal; draining: running commands finish, no new message is received; send it again to stop them now",
-					"signal", sig.String(), "drain", c.drain)
-				stop(&crew.SignalError{Signal: sig})
-			case 2:
-				log.Warn("received second signal; stopping the running commands and releasing their messages",
-					"signal", sig.String(), "kill_after", c.killAfter)
-				g.Stop(nil) // a Stop during the stop cuts the drain short
-			}
-			continue
-		}
-		break
-	}
-
-	log.Info("stopped",
-		"done", w.succeeded.Load(), "retried", w.retried.Load(), "dead", w.dead.Load(),
-		"released", w.released.Load(), "elapsed", time.Since(start).Round(time.Millisecond))
-	// The group has logged what failed, such as a drain that had to release
-	// messages, naming them, and onResult every message that failed.
-	if err != nil || w.failed.Load() {
-		return exitCode(exitFailure)
-	}
-	return nil
+	return g
 }
 
 // onResult logs one line per message outcome and counts it.
