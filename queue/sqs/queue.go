@@ -60,11 +60,14 @@ func DeadLetterQueue(url string) Option {
 }
 
 // WaitTime sets the longest a Receive waits on SQS in one request for
-// messages to arrive (MaxWaitTime, 20 seconds, by default; at most that).
-// SQS bills every request, so a long wait costs least on an idle queue; a
-// Receive whose context ends sooner waits only until then.
+// messages to arrive: MaxWaitTime, 20 seconds, by default. SQS waits in
+// whole seconds, so d is rounded down to them, from one second to
+// MaxWaitTime: a Receive that found nothing polls again at once, and a
+// wait of zero would make it poll an idle queue without pause. SQS bills
+// every request, so a long wait costs least on an idle queue; a Receive
+// whose context ends sooner waits only until then.
 func WaitTime(d time.Duration) Option {
-	return func(q *Queue) { q.waitTime = min(max(d, 0), MaxWaitTime) }
+	return func(q *Queue) { q.waitTime = min(max(d.Truncate(time.Second), time.Second), MaxWaitTime) }
 }
 
 // New returns the queue at queueURL, reached through client. It makes no

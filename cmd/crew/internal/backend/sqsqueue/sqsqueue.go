@@ -8,8 +8,8 @@
 //
 // Query parameters: region (else AWS_REGION or the configuration's, else the
 // one in an amazonaws.com host name), dlq (the URL of the dead-letter queue,
-// else the queue's RedrivePolicy's) and wait (the longest long poll, such as
-// 5s; 20s by default). Credentials come from the standard AWS chain. crew
+// else the queue's RedrivePolicy's) and wait (the longest long poll, from 1s
+// to 20s, such as 5s; 20s by default). Credentials come from the standard AWS chain. crew
 // never creates or deletes an SQS queue: one that does not exist is an
 // error naming it, whatever the command.
 //
@@ -54,8 +54,8 @@ func Open(ctx context.Context, r backend.Request) (backend.Backend, error) {
 			q.Set(k, v)
 		case "wait":
 			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 || d > sqs.MaxWaitTime {
-				return nil, backend.BadURL("queue URL %q: wait must be a duration from 0s to 20s, such as 5s, not %q", u.Redacted(), v)
+			if err != nil || d < time.Second || d > sqs.MaxWaitTime {
+				return nil, backend.BadURL("queue URL %q: wait must be a duration from 1s to 20s (SQS waits in whole seconds), such as 5s, not %q", u.Redacted(), v)
 			}
 			opts = append(opts, sqs.WaitTime(d))
 		}

@@ -22,6 +22,7 @@ func TestOpenRejectsWrongURLsAsUsageErrors(t *testing.T) {
 		"sqs:///1/jobs",
 		"sqs://sqs.us-east-1.amazonaws.com/1/jobs?queue=x",
 		"sqs://sqs.us-east-1.amazonaws.com/1/jobs?wait=1m",
+		"sqs://sqs.us-east-1.amazonaws.com/1/jobs?wait=0s", // SQS waits whole seconds; 0 would poll without pause
 		"sqs://sqs.us-east-1.amazonaws.com/1/jobs?region=",
 		"sqs+http://127.0.0.1:1/1/jobs?region=a&region=b",
 	} {
