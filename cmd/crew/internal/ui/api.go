@@ -101,8 +101,10 @@ func (s *Server) dead(w http.ResponseWriter, r *http.Request) {
 // else as hex bytes.
 func previewOf(body []byte) (string, string) {
 	head := body[:min(len(body), previewBytes)]
-	for len(head) > 0 && !utf8.Valid(head) && len(body) > previewBytes {
-		head = head[:len(head)-1] // a rune cut at the end
+	// A rune cut at the end loses at most UTFMax-1 bytes; trimming more
+	// would only shorten a binary body until it looked like empty text.
+	for cut := 0; cut < utf8.UTFMax-1 && !utf8.Valid(head) && len(body) > previewBytes; cut++ {
+		head = head[:len(head)-1]
 	}
 	text := string(head)
 	printable := utf8.ValidString(text)

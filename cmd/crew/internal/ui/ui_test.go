@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -178,6 +179,14 @@ func TestDeadLettersShowReasonAttemptsAndATextOrHexPreview(t *testing.T) {
 	}
 	if bin.Kind != "hex" || bin.Preview != "00 01 62 69 6e 61 72 79 ff" || bin.Size != 9 {
 		t.Errorf("binary dead letter %+v", bin)
+	}
+}
+
+func TestPreviewOfALongBinaryBodyIsHex(t *testing.T) {
+	body := bytes.Repeat([]byte{0xff}, previewBytes+40)
+	preview, kind := previewOf(body)
+	if want := strings.TrimSpace(strings.Repeat("ff ", previewBytes/2)); kind != "hex" || preview != want {
+		t.Errorf("preview %q (%s), want %q (hex)", preview, kind, want)
 	}
 }
 
