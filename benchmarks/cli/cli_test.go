@@ -3,7 +3,10 @@
 //
 //   - crew run -j 8 against xargs -P 8 and GNU parallel -j 8, each running
 //     2,000 `true` jobs, one per input line (BenchmarkRun; the time per
-//     operation is the time for all 2,000 jobs);
+//     operation is the time for all 2,000 jobs). crew and GNU parallel
+//     both print each job's output whole (their default), and crew also
+//     runs with -k, which keeps the output in input order; xargs lets the
+//     jobs write straight to its output;
 //   - crew work -c 8 --post against a local no-op HTTP server, handling
 //     2,000 messages from a fresh SQLite queue (BenchmarkWorkPost; the
 //     metric is msgs/s).
@@ -16,7 +19,8 @@
 //	benchstat -col /tool cli.txt
 //
 // run.sh beside this file runs the crew run comparison with hyperfine.
-// Set CREW_BENCH_CLI_JOBS to run another number of jobs or messages.
+// Set CREW_BENCH_CLI_JOBS (else CREW_BENCH_QUEUE_JOBS, which CI sets) to
+// run another number of jobs or messages.
 package cli_test
 
 import (
@@ -34,12 +38,14 @@ import (
 
 // jobs is how many jobs or messages one benchmark operation handles.
 func jobs(b *testing.B) int {
-	if s := os.Getenv("CREW_BENCH_CLI_JOBS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			b.Fatalf("CREW_BENCH_CLI_JOBS=%q: want a positive number", s)
+	for _, name := range []string{"CREW_BENCH_CLI_JOBS", "CREW_BENCH_QUEUE_JOBS"} {
+		if s := os.Getenv(name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				b.Fatalf("%s=%q: want a positive number", name, s)
+			}
+			return n
 		}
-		return n
 	}
 	return 2000
 }
@@ -87,6 +93,7 @@ func BenchmarkRun(b *testing.B) {
 		argv func() []string
 	}{
 		{"crew", func() []string { return []string{crew(b), "run", "-j", "8", "--", "true"} }},
+		{"crew-keep-order", func() []string { return []string{crew(b), "run", "-j", "8", "-k", "--", "true"} }},
 		{"xargs", func() []string { return []string{"xargs", "-P", "8", "-n", "1", "true"} }},
 		{"parallel", func() []string { return []string{"parallel", "--will-cite", "-j", "8", "true"} }},
 	} {
