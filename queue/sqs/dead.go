@@ -185,8 +185,9 @@ func (q *Queue) counts(ctx context.Context, url string) (map[types.QueueAttribut
 
 // Dead lists the dead letters, oldest first. SQS cannot list a queue: Dead
 // receives every message of the dead-letter queue (each stays leased for
-// up to a minute while it does) and then releases them all, so a consumer
-// of the dead-letter queue itself would be held back meanwhile.
+// up to a minute while it does), until a one-second long poll finds
+// nothing more, and then releases them all, so a consumer of the
+// dead-letter queue itself would be held back meanwhile.
 func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 	var out []DeadMessage
 	err := q.scanDead(ctx, func(m *queue.Message, d DeadMessage) scanAction {
@@ -256,14 +257,23 @@ func (q *Queue) scanDead(ctx context.Context, fn func(*queue.Message, DeadMessag
 	var kept, removed []*queue.Message
 	defer func() { dlq.release(kept) }()
 	seen := map[string]bool{}
+	// Short polls (no wait) are quick, but each asks only some of SQS's
+	// servers and can answer nothing while messages remain: the scan ends
+	// only when a long poll, which asks them all, finds nothing either.
+	var wait time.Duration
 	for {
-		msgs, err := dlq.receive(ctx, maxBatch, time.Minute, 0)
+		msgs, err := dlq.receive(ctx, maxBatch, time.Minute, wait)
 		if err != nil {
 			return err
 		}
 		if len(msgs) == 0 {
-			break
+			if wait > 0 {
+				break
+			}
+			wait = time.Second
+			continue
 		}
+		wait = 0
 		for _, m := range msgs {
 			if seen[m.ID] {
 				kept = append(kept, m)

@@ -1,7 +1,10 @@
 package sqs_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -64,5 +67,61 @@ func TestReceiveWithASubSecondWaitTimeKeepsPolling(t *testing.T) {
 	}
 	if err := q.Ack(t.Context(), r.msgs...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// falseEmpty is an HTTP transport that answers the first short poll (a
+// ReceiveMessage without a wait) with no messages, as an SQS server that
+// the poll did not ask may, whatever the queue holds.
+type falseEmpty struct {
+	once sync.Once
+}
+
+func (f *falseEmpty) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.Header.Get("X-Amz-Target"), ".ReceiveMessage") && req.Body != nil {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		short := !bytes.Contains(body, []byte(`"WaitTimeSeconds"`)) || bytes.Contains(body, []byte(`"WaitTimeSeconds":0`))
+		answered := false
+		if short {
+			f.once.Do(func() { answered = true })
+		}
+		if answered {
+			return &http.Response{
+				StatusCode: http.StatusOK,
+				Header:     http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
+				Body:       io.NopCloser(strings.NewReader(`{}`)),
+				Request:    req,
+			}, nil
+		}
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestDeadListsEveryDeadLetterDespiteAFalseEmptyShortPoll checks that a
+// scan of the dead-letter queue does not stop at the first empty answer
+// of a short poll, which SQS may give while messages remain.
+func TestDeadListsEveryDeadLetterDespiteAFalseEmptyShortPoll(t *testing.T) {
+	url := newQueueURL(t)
+	q := sqs.New(server.Client(), url, sqs.WaitTime(time.Second))
+	t.Cleanup(func() { _ = q.Close() })
+	ctx := t.Context()
+	for _, body := range []string{"a", "b", "c"} {
+		if _, err := q.Publish(ctx, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range receiveWithin(t, q, 3) {
+		if err := q.DeadLetter(ctx, m, errors.New("bad")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flaky := sqs.New(server.Client(func(o *awssqs.Options) { o.HTTPClient = &http.Client{Transport: &falseEmpty{}} }), url)
+	t.Cleanup(func() { _ = flaky.Close() })
+	if ids := deadIDs(t, flaky); len(ids) != 3 {
+		t.Errorf("Dead listed %v after a false empty answer, want all 3 dead letters", ids)
 	}
 }
