@@ -7,7 +7,9 @@ package queue
 // shrinks while none does. Handlers slower than a Receive thus never make
 // the consumer hold more messages than it can start, and quick ones get
 // receives large enough to share a round trip (and, on a database, a
-// commit) among many messages.
+// commit) among many messages. It doubles and shrinks by one, so that a
+// Receive that happens to see no handler finish (on a busy machine, say)
+// costs quick handlers little.
 type adaptivePrefetch struct {
 	n   int // the current prefetch
 	max int // min(2×Concurrency, DefaultPrefetch)
@@ -23,8 +25,8 @@ func (p *adaptivePrefetch) observe(finished, concurrency int) {
 	switch {
 	case 2*finished >= concurrency:
 		p.n = min(max(2*p.n, finished), p.max)
-	case finished == 0:
-		p.n /= 2
+	case finished == 0 && p.n > 0:
+		p.n--
 	}
 }
 
