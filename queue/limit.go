@@ -106,8 +106,9 @@ func (g *startGate) refund() {
 // keyLimit runs at most per handlers at once for each value of a message
 // attribute. A message whose key is busy waits, leased and extended, in
 // that key's line, when the line is short enough that the message should
-// start within about one handler's run (at most per waiting for the key,
-// at most maxWaiting in all); otherwise it is postponed: given back to the
+// start soon: within about one handler's run (per waiting for the key), or
+// within shortWait by the measured pace of handlers, at most maxWaiting in
+// all; otherwise it is postponed: given back to the
 // queue with a delay, so that it holds no lease it cannot use, and the
 // consumer goes on receiving messages of other keys.
 //
@@ -130,6 +131,8 @@ type keyState struct {
 	started []time.Time // when each running handler of the key was admitted
 	line    []*delivery // messages waiting for the key, oldest first
 	behind  int         // its messages postponed and not back yet
+
+	cycle time.Duration // moving average of how long a message holds a place of the key
 }
 
 // maxPostponedIDs bounds the memory of postponed messages; a message that
@@ -147,6 +150,11 @@ const (
 	maxPostpone = time.Minute
 )
 
+// shortWait is how soon a message must be expected to start to wait, leased,
+// in its key's line beyond PerKey others: quick handlers get a line long
+// enough that a busy key does not wait for postponed messages to return.
+const shortWait = 50 * time.Millisecond
+
 func newKeyLimit(c *Consumer, concurrency int) *keyLimit {
 	if c.Key == "" {
 		return nil
@@ -154,7 +162,7 @@ func newKeyLimit(c *Consumer, concurrency int) *keyLimit {
 	return &keyLimit{
 		attr:       c.Key,
 		per:        max(c.PerKey, 1),
-		maxWaiting: concurrency,
+		maxWaiting: 4 * concurrency,
 		keys:       make(map[string]*keyState),
 		postponed:  make(map[string]int),
 	}
@@ -201,13 +209,39 @@ func (k *keyLimit) admit(d *delivery) admission {
 		ks.started = append(ks.started, time.Now())
 		d.admitted = ks.started[len(ks.started)-1]
 		return admitted
-	case len(ks.line) < k.per && k.waiting < k.maxWaiting:
+	case k.waiting < k.maxWaiting && (len(ks.line) < k.per || k.soon(ks)):
 		ks.line = append(ks.line, d)
 		k.waiting++
 		return queued
 	}
 	d.delay = k.postpone(d, ks)
 	return postponed
+}
+
+// soon reports whether one more message in ks's line would still start
+// within shortWait, by the measured pace of handlers. k.mu is held.
+func (k *keyLimit) soon(ks *keyState) bool {
+	return k.avg > 0 && k.wait(ks, len(ks.line)) <= shortWait
+}
+
+// wait is how long a message should wait for its key ks with ahead
+// messages of the key before it: rounds of the key's places, each as long
+// as a message holds a place (all that the consumer does for it, not only
+// its handler), or as the key's oldest handler has run, if longer. k.mu is
+// held.
+func (k *keyLimit) wait(ks *keyState, ahead int) time.Duration {
+	rounds := time.Duration(ahead/k.per + 1)
+	return rounds * max(ks.cycle, k.pace(ks))
+}
+
+// pace is how long one round of ks's handlers should take: a handler's
+// average run, or, when the key's oldest handler has run longer, its age.
+// k.mu is held.
+func (k *keyLimit) pace(ks *keyState) time.Duration {
+	if len(ks.started) == 0 {
+		return k.avg
+	}
+	return max(k.avg, time.Since(slices.MinFunc(ks.started, time.Time.Compare)))
 }
 
 // next is called when d's handler has finished: it returns the next
@@ -221,6 +255,7 @@ func (k *keyLimit) next(d *delivery, stopping bool) *delivery {
 		return nil
 	}
 	ks := k.keys[d.key]
+	ks.cycle += (time.Since(d.admitted) - ks.cycle) / 8
 	if len(ks.line) == 0 || stopping {
 		k.leave(d)
 		return nil
@@ -274,13 +309,9 @@ func (k *keyLimit) postpone(d *delivery, ks *keyState) time.Duration {
 		clear(k.postponed)
 	}
 	k.postponed[d.m.ID] = d.postponed + 1
-	pace := k.avg
-	if len(ks.started) > 0 {
-		pace = max(pace, time.Since(slices.MinFunc(ks.started, time.Time.Compare)))
-	}
-	rounds := ks.behind/k.per + 1
+	delay := k.wait(ks, ks.behind+len(ks.line))
 	ks.behind++
-	return min(max(pace*time.Duration(rounds), minPostpone), maxPostpone)
+	return min(max(delay, minPostpone), maxPostpone)
 }
 
 // waiting counts the messages waiting for their key, which do not take a
