@@ -345,8 +345,10 @@ func TestExtendWithAckWaitKeepsTheMessage(t *testing.T) {
 		msgs, _ := b.Receive(ctx, 1, time.Minute)
 		others <- len(msgs)
 	}()
-	for range 6 {
-		time.Sleep(400 * time.Millisecond) // the job, between extensions
+	// Extending every quarter of the AckWait leaves 750ms of margin for a
+	// loaded machine; ten of them span 2.5 AckWaits.
+	for range 10 {
+		time.Sleep(250 * time.Millisecond) // the job, between extensions
 		if err := a.Extend(t.Context(), m, time.Second); err != nil {
 			t.Fatalf("Extend: %v", err)
 		}
