@@ -126,8 +126,9 @@ type Consumer struct {
 	// once for messages of one value, while messages of other values, and
 	// messages without the attribute, take the remaining slots. A message
 	// whose key is busy waits, with its lease extended, when it should
-	// start within about one handler's run: behind at most PerKey others
-	// of its key, and Concurrency in all. Otherwise it is postponed: given
+	// start soon: behind at most PerKey others of its key, or more while
+	// the key's measured pace says it would start within 50ms, and
+	// 4×Concurrency in all. Otherwise it is postponed: given
 	// back to the queue unstarted, to be ready again when the key should
 	// have run the messages postponed before it, judged by how long
 	// handlers take (or, for a key whose handlers run longer than usual,
