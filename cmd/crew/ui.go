@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -82,24 +81,22 @@ queue is being fed.`,
 }
 
 // serveUI serves srv on ln, and samples its queues, until the first
-// SIGINT or SIGTERM.
+// SIGINT or SIGTERM, which lets requests in progress finish for up to 5s;
+// a second signal closes their connections at once.
 func (a *app) serveUI(ctx context.Context, ln net.Listener, srv *ui.Server, log *slog.Logger) error {
-	sigs := make(chan os.Signal, 1)
-	a.notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer a.stopNotify(sigs)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case sig := <-sigs:
-			log.Info("received signal; stopping", "signal", sig.String())
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second}
+	stopSignals := a.onSignals(func(sig os.Signal) {
+		log.Info("received signal; stopping; send it again to close open requests now", "signal", sig.String())
+		cancel()
+	}, func(sig os.Signal) {
+		log.Warn("received second signal; closing open requests", "signal", sig.String())
+		hs.Close()
+	})
+	defer stopSignals()
 	sampled := make(chan error, 1)
 	go func() { sampled <- srv.Run(ctx) }()
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	var err error

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -83,5 +84,72 @@ func TestUIFailsOnAnAddressItCannotListenOn(t *testing.T) {
 	code, stderr := runApp(t, dir, "ui", "--queue", queueURL, "--addr", "256.0.0.1:1")
 	if code != exitFailure || !strings.Contains(stderr, "ui: listen tcp") {
 		t.Errorf("exit %d, stderr %q; want 1 and the listen error", code, stderr)
+	}
+}
+
+// A first signal lets open requests finish for a while; a second one
+// closes them at once, and crew ui still exits 0.
+func TestUISecondSignalClosesOpenConnections(t *testing.T) {
+	dir := t.TempDir()
+	queueURL := "sqlite://" + filepath.Join(dir, "crew.db")
+	ta := newTestApp(t, nil)
+	if code := ta.run([]string{"enqueue", "--queue", queueURL, "hello"}); code != exitOK {
+		t.Fatalf("enqueue: exit %d", code)
+	}
+	stdout := ta.stdout.Name()
+	code := make(chan int, 1)
+	go func() { code <- ta.run([]string{"ui", "--queue", queueURL, "--addr", "127.0.0.1:0"}) }()
+	var sigs chan<- os.Signal
+	select {
+	case sigs = <-ta.signals:
+	case c := <-code:
+		t.Fatalf("crew ui exited %d before it watched for signals", c)
+	}
+	base := uiAddress(t, stdout)
+
+	// A connection that never sends its request holds up a graceful
+	// shutdown until its deadline. The request after it proves that the
+	// server has accepted it: connections are accepted in order.
+	slow, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	resp, err := http.Get(base + "/api/overview")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	start := time.Now()
+	sigs <- os.Interrupt
+	sigs <- os.Interrupt
+	select {
+	case c := <-code:
+		if c != exitOK {
+			out, _ := os.ReadFile(ta.stderr)
+			t.Errorf("crew ui exited %d after two signals, want 0:\n%s", c, out)
+		}
+		// The graceful shutdown alone would wait 5s for the slow connection.
+		if d := time.Since(start); d > 4*time.Second {
+			t.Errorf("crew ui took %v to stop after the second signal", d)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("crew ui did not stop after two signals")
+	}
+}
+
+// uiAddress waits for crew ui to print the address it serves on.
+func uiAddress(t *testing.T, stdout string) string {
+	t.Helper()
+	re := regexp.MustCompile(`on (http://127\.0\.0\.1:\d+)/`)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		out, _ := os.ReadFile(stdout)
+		if m := re.FindSubmatch(out); m != nil {
+			return string(m[1])
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("crew ui printed no address: %q", out)
+		}
 	}
 }
