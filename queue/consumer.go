@@ -118,8 +118,9 @@ type Consumer struct {
 	// many messages as the limiter lets start now, waiting for the first
 	// token before it receives at all. A limiter may be shared by several
 	// consumers to bound them together, and changed while they run
-	// (SetLimit, SetBurst). Its burst must be at least 1, unless its limit
-	// is rate.Inf, or Run returns an error at once.
+	// (SetLimit, SetBurst; the consumer sees a change within a second, and
+	// a limit of 0 pauses it). Its burst must be at least 1, unless its
+	// limit is rate.Inf, or Run returns an error at once.
 	RateLimit *rate.Limiter
 	// Key names a message attribute, such as "tenant", whose value puts
 	// the message in a group: at most PerKey handlers (1 if zero) run at

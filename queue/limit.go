@@ -32,6 +32,22 @@ func (c *Consumer) checkLimits() error {
 	return nil
 }
 
+// pausedPoll is how long a consumer waits for its RateLimit at a time
+// before it looks at the limiter again.
+const pausedPoll = time.Second
+
+// sleep waits for d or until ctx ends, and reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // startGate spends RateLimit's tokens on messages as they are received:
 // the consumer receives no more messages than it may start now, so that a
 // message waiting for the limiter stays in the queue, unleased.
@@ -61,7 +77,16 @@ func (g *startGate) allow(ctx context.Context, want int) int {
 	have := g.credit
 	g.mu.Unlock()
 	if have == 0 {
-		if g.lim.Wait(ctx) != nil {
+		// Wait for one token, but no more than pausedPoll at a time, so
+		// that a SetLimit that shortens the wait (or ends a pause: a limit
+		// of 0) is seen.
+		res := g.lim.Reserve()
+		if d := res.Delay(); !res.OK() || d > pausedPoll {
+			res.Cancel()
+			sleep(ctx, pausedPoll)
+			return 0
+		} else if !sleep(ctx, d) {
+			res.Cancel()
 			return 0
 		}
 		have = 1

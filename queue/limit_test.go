@@ -345,3 +345,31 @@ func TestLimitsThatCannotWorkAreRejected(t *testing.T) {
 		}
 	}
 }
+
+func TestARateLimitOfZeroPausesTheConsumerUntilSetLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := memqueue.New()
+		publishN(t, q, 3)
+		lim := rate.NewLimiter(0, 1)
+		var receives atomic.Int64
+		src := &source{Source: q, onReceive: func(int) { receives.Add(1) }}
+		c := &queue.Consumer{
+			Source: src, Logger: quiet, RateLimit: lim,
+			Handler: func(ctx context.Context, m *queue.Message) error { return nil },
+		}
+		stop := start(c)
+		time.Sleep(time.Minute)
+		// The burst lets one through; then nothing, and no busy loop.
+		if st := c.Stats(); st.Received != 1 || receives.Load() != 1 {
+			t.Errorf("paused a minute: %+v, %d receives; want 1 message received once", st, receives.Load())
+		}
+		lim.SetLimit(rate.Inf)
+		time.Sleep(2 * time.Second)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if st := c.Stats(); st.Succeeded != 3 {
+			t.Errorf("after SetLimit(Inf): %+v, want all 3 handled", st)
+		}
+	})
+}
