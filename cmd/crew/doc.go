@@ -127,13 +127,13 @@
 // the same flag; by default, the number of CPUs): CMD with every "{}"
 // replaced by the line, or the line appended when no argument holds "{}".
 // Each job's output is printed whole when it ends, never mixed with
-// another's; --line-buffer prints whole lines as they come instead, -k
-// prints in input order, --tag prefixes each line with its input. A failed
-// job runs again up to --retries more times, after a backoff from
-// --retry-delay. --halt soon,fail=N starts no new job after N failures,
-// now,fail=N also stops the running ones, and fail=N% counts a percentage
-// of the jobs (GNU parallel's meanings). A progress bar with an ETA is
-// drawn on standard error when it is a terminal.
+// another's; --line-buffer prints whole lines as they come instead,
+// -k (--keep-order) prints in input order, --tag prefixes each line with
+// its input. A failed job runs again up to --retries more times, after a
+// backoff from --retry-delay. --halt soon,fail=N starts no new job after N
+// failures, now,fail=N also stops the running ones, and fail=N% counts a
+// percentage of the jobs (GNU parallel's meanings). A progress bar with an
+// ETA is drawn on standard error when it is a terminal.
 //
 // --joblog records every finished job in GNU parallel's format; --resume
 // then skips the jobs it records as done, and --resume-failed runs only
