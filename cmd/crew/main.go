@@ -154,8 +154,12 @@ func (a *app) rootCmd() *cobra.Command {
 Queues are URLs, from --queue or $CREW_QUEUE, by default ` + defaultQueue + `:
 an SQLite file next to you, created by crew enqueue or crew work (crew stats,
 crew dead and crew work --exit-when-empty never create one). Add ?queue=NAME
-to pick a queue other than "default". A URL is read strictly: an unknown
-parameter, a malformed query or a '#' is a usage error.
+to pick a queue other than "default". Other stores, for workers on many
+machines: postgres://USER@HOST:PORT/DB?queue=NAME (PostgreSQL),
+sqs://HOST/ACCOUNT/QUEUE or sqs+http://HOST:PORT/ACCOUNT/QUEUE (Amazon SQS,
+or a local endpoint) and nats://HOST:PORT?queue=NAME (NATS JetStream). A URL
+is read strictly: an unknown parameter, a malformed query or a '#' is a usage
+error.
 
 Exit status: 0 on success (and after a drain that completed), 1 when a job or
 message failed, a drain had to give messages back, or an operation failed, 2
