@@ -143,16 +143,25 @@ func (s *Server) queue(ctx context.Context, name string) (backend.Backend, error
 		return s.main, nil
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if b, ok := s.opened[name]; ok {
+	b, ok := s.opened[name]
+	s.mu.Unlock()
+	if ok {
 		return b, nil
 	}
 	if s.opts.Open == nil {
 		return nil, fmt.Errorf("the dead letters of queue %q can be managed with --queue naming it", name)
 	}
+	// Opening can take round trips to a server: not under the lock that
+	// every request and every sample takes.
 	b, err := s.opts.Open(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("open queue %q: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if first, ok := s.opened[name]; ok { // another request opened it meanwhile
+		_ = b.Close()
+		return first, nil
 	}
 	s.opened[name] = b
 	return b, nil

@@ -409,3 +409,37 @@ func TestRunSamplesUntilItsContextEnds(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+// TestOpeningAQueueHoldsUpNoSample checks that a slow Open of another queue
+// of the store (a server far away) holds up only the request that needs
+// it, not the sampling of the counts.
+func TestOpeningAQueueHoldsUpNoSample(t *testing.T) {
+	open := store(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	s, ts := newServer(t, open, "emails", Options{Open: func(_ context.Context, name string) (backend.Backend, error) {
+		close(entered)
+		<-release
+		return open(name), nil
+	}})
+	slow := make(chan struct{})
+	go func() {
+		defer close(slow)
+		if resp, err := http.Get(ts.URL + "/api/queues/reports/dead"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		s.Sample(context.Background(), time.Now())
+	}()
+	select {
+	case <-sampled:
+	case <-time.After(10 * time.Second): // a wide margin: the sample takes milliseconds
+		t.Error("Sample waited for another queue's Open")
+	}
+	close(release)
+	<-slow
+	<-sampled
+}
