@@ -80,9 +80,13 @@ queue is being fed.`,
 	return cmd
 }
 
+// uiShutdownGrace is how long the requests in progress have to end after
+// crew ui's first signal.
+var uiShutdownGrace = 5 * time.Second
+
 // serveUI serves srv on ln, and samples its queues, until the first
-// SIGINT or SIGTERM, which lets requests in progress finish for up to 5s;
-// a second signal closes their connections at once.
+// SIGINT or SIGTERM, which lets requests in progress finish for up to
+// uiShutdownGrace; a second signal closes their connections at once.
 func (a *app) serveUI(ctx context.Context, ln net.Listener, srv *ui.Server, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -105,9 +109,16 @@ func (a *app) serveUI(ctx context.Context, ln net.Listener, srv *ui.Server, log 
 		cancel()
 	case <-ctx.Done():
 		// The page polls: nothing long-running to drain.
-		shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		shutdown, stop := context.WithTimeout(context.Background(), uiShutdownGrace)
 		defer stop()
-		err = hs.Shutdown(shutdown)
+		if err = hs.Shutdown(shutdown); errors.Is(err, context.DeadlineExceeded) {
+			// What is still open after the grace is most often a
+			// connection that a browser opened ahead and never used:
+			// closing it loses nothing, and is no failure.
+			log.Info("closing the connections still open", "after", uiShutdownGrace)
+			hs.Close()
+			err = nil
+		}
 		<-served
 	}
 	<-sampled

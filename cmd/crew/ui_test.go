@@ -90,13 +90,55 @@ func TestUIFailsOnAnAddressItCannotListenOn(t *testing.T) {
 // A first signal lets open requests finish for a while; a second one
 // closes them at once, and crew ui still exits 0.
 func TestUISecondSignalClosesOpenConnections(t *testing.T) {
-	dir := t.TempDir()
-	queueURL := "sqlite://" + filepath.Join(dir, "crew.db")
+	sigs, code, stderr := startUIWithIdleConnection(t)
+	start := time.Now()
+	sigs <- os.Interrupt
+	sigs <- os.Interrupt
+	select {
+	case c := <-code:
+		if c != exitOK {
+			out, _ := os.ReadFile(stderr)
+			t.Errorf("crew ui exited %d after two signals, want 0:\n%s", c, out)
+		}
+		// The graceful shutdown alone would wait 5s for the idle connection.
+		if d := time.Since(start); d > 4*time.Second {
+			t.Errorf("crew ui took %v to stop after the second signal", d)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("crew ui did not stop after two signals")
+	}
+}
+
+// A connection that a browser opened ahead and never used must not turn
+// a stop on one signal into a failure once the grace period is over.
+func TestUIStopsCleanlyDespiteAConnectionThatSendsNothing(t *testing.T) {
+	grace := uiShutdownGrace
+	uiShutdownGrace = 100 * time.Millisecond
+	t.Cleanup(func() { uiShutdownGrace = grace })
+	sigs, code, stderr := startUIWithIdleConnection(t)
+	sigs <- os.Interrupt
+	select {
+	case c := <-code:
+		if c != exitOK {
+			out, _ := os.ReadFile(stderr)
+			t.Errorf("crew ui exited %d after a signal, want 0:\n%s", c, out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("crew ui did not stop after a signal")
+	}
+}
+
+// startUIWithIdleConnection starts crew ui and opens a connection to it
+// that sends nothing, which holds up a graceful shutdown until its
+// deadline. It returns the channel crew ui takes signals from, its exit
+// code and the file of its standard error.
+func startUIWithIdleConnection(t *testing.T) (chan<- os.Signal, <-chan int, string) {
+	t.Helper()
+	queueURL := "sqlite://" + filepath.Join(t.TempDir(), "crew.db")
 	ta := newTestApp(t, nil)
 	if code := ta.run([]string{"enqueue", "--queue", queueURL, "hello"}); code != exitOK {
 		t.Fatalf("enqueue: exit %d", code)
 	}
-	stdout := ta.stdout.Name()
 	code := make(chan int, 1)
 	go func() { code <- ta.run([]string{"ui", "--queue", queueURL, "--addr", "127.0.0.1:0"}) }()
 	var sigs chan<- os.Signal
@@ -105,38 +147,20 @@ func TestUISecondSignalClosesOpenConnections(t *testing.T) {
 	case c := <-code:
 		t.Fatalf("crew ui exited %d before it watched for signals", c)
 	}
-	base := uiAddress(t, stdout)
-
-	// A connection that never sends its request holds up a graceful
-	// shutdown until its deadline. The request after it proves that the
-	// server has accepted it: connections are accepted in order.
-	slow, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	base := uiAddress(t, ta.stdout.Name())
+	idle, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer slow.Close()
+	t.Cleanup(func() { idle.Close() })
+	// A request after it proves that the server has accepted the idle
+	// connection: connections are accepted in order.
 	resp, err := http.Get(base + "/api/overview")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-
-	start := time.Now()
-	sigs <- os.Interrupt
-	sigs <- os.Interrupt
-	select {
-	case c := <-code:
-		if c != exitOK {
-			out, _ := os.ReadFile(ta.stderr)
-			t.Errorf("crew ui exited %d after two signals, want 0:\n%s", c, out)
-		}
-		// The graceful shutdown alone would wait 5s for the slow connection.
-		if d := time.Since(start); d > 4*time.Second {
-			t.Errorf("crew ui took %v to stop after the second signal", d)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("crew ui did not stop after two signals")
-	}
+	return sigs, code, ta.stderr
 }
 
 // uiAddress waits for crew ui to print the address it serves on.
