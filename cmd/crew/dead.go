@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/crewgo/crew/cmd/crew/internal/backend"
+	"github.com/crewgo/crew/queue"
 )
 
 func (a *app) deadCmd() *cobra.Command {
@@ -47,7 +47,7 @@ type deadLetter struct {
 	BodyBase64 []byte    `json:"body_base64"`
 }
 
-func newDeadLetter(d backend.DeadMessage) deadLetter {
+func newDeadLetter(d queue.DeadMessage) deadLetter {
 	out := deadLetter{
 		ID: d.Message.ID, Attempts: d.Message.Attempt, At: d.At.UTC(), Reason: d.Reason,
 		BodyBase64: d.Message.Body,

@@ -7,7 +7,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/crewgo/crew/cmd/crew/internal/backend"
 	"github.com/crewgo/crew/queue"
 )
 
@@ -20,7 +19,7 @@ func TestDeadLetterJSONRoundTripsEveryByte(t *testing.T) {
 		every[i] = byte(i)
 	}
 	for _, body := range [][]byte{every, {0x00}, {0xff}, []byte("plain text\n"), []byte("h\u00e9llo"), {}} {
-		d := backend.DeadMessage{Message: &queue.Message{ID: "1", Body: body}, At: time.Unix(0, 0)}
+		d := queue.DeadMessage{Message: &queue.Message{ID: "1", Body: body}, At: time.Unix(0, 0)}
 		data, err := json.Marshal(newDeadLetter(d))
 		if err != nil {
 			t.Fatal(err)

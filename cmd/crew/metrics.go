@@ -33,9 +33,8 @@ func addMetrics(g *crew.Group, c workConfig, q backend.Backend, consumer *queue.
 	consumer.Handler = queue.Chain(consumer.Handler, cc.Middleware())
 	reg.MustRegister(
 		cc,
-		crewprom.NewDepthCollector(q.Name(), func(ctx context.Context) (crewprom.Depth, error) {
-			s, err := q.Stats(ctx, q.Name())
-			return crewprom.Depth(s), err
+		crewprom.NewDepthCollector(q.Name(), func(ctx context.Context) (queue.Depth, error) {
+			return q.Stats(ctx, q.Name())
 		}),
 		crewprom.NewGroupCollector("crew-work", g),
 		collectors.NewGoCollector(),

@@ -6,18 +6,14 @@ import (
 	"time"
 
 	prom "github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crewgo/crew/queue"
 )
 
-// Depth counts one queue's messages by state. The Stats types of crew's
-// backends (memqueue.Counts, and the Stats of queue/sqlite, queue/postgres,
-// queue/sqs and queue/jetstream) have the same fields, so they convert:
-// crewprom.Depth(s).
-type Depth struct {
-	Ready   int // can be received now
-	Leased  int // received and not yet settled
-	Delayed int // waiting out a delay or a retry backoff
-	Dead    int // dead letters
-}
+// Depth counts one queue's messages by state. It is queue.Depth, which
+// every crew backend's Stats returns (and memqueue's Counts), so a
+// backend's Stats method is a depth function as it is.
+type Depth = queue.Depth
 
 // DepthTimeout bounds each count that a DepthCollector asks for.
 const DepthTimeout = 5 * time.Second
@@ -32,12 +28,9 @@ type DepthCollector struct {
 // NewDepthCollector returns a collector that calls depth at each scrape,
 // with a context that ends after DepthTimeout, and reports its counts as
 // crew_queue_depth{queue=name,state=...}. Every backend can count its
-// messages; depth adapts its Stats method:
+// messages, and its Stats method is a depth function:
 //
-//	crewprom.NewDepthCollector("emails", func(ctx context.Context) (crewprom.Depth, error) {
-//		s, err := q.Stats(ctx)
-//		return crewprom.Depth(s), err
-//	})
+//	crewprom.NewDepthCollector("emails", q.Stats)
 //
 // When depth fails, the collector reports the error as an invalid metric:
 // the registry's Gather returns it, and promhttp answers 500 unless its

@@ -11,7 +11,7 @@
 //	c := &queue.Consumer{Source: q, Concurrency: 8}
 //	m := crewprom.NewConsumerCollector("emails", c)
 //	c.Handler = queue.Chain(sendEmail, m.Middleware())
-//	prometheus.MustRegister(m, crewprom.NewDepthCollector("emails", depthOf(q)))
+//	prometheus.MustRegister(m, crewprom.NewDepthCollector("emails", q.Stats))
 //
 // The metric names and labels are fixed, so that dashboards and alerts
 // written for one crew service work for every other (the grafana folder of

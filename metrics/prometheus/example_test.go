@@ -59,13 +59,15 @@ func ExampleNewConsumerCollector() {
 	// crew_queue_messages_total{outcome="succeeded",queue="letters"} 3
 }
 
-// Any backend's Stats converts to a Depth; here an in-memory queue's.
+// A durable backend's Stats method is a depth function as it is
+// (crewprom.NewDepthCollector("emails", q.Stats)); here an in-memory
+// queue's counts.
 func ExampleNewDepthCollector() {
 	q := memqueue.New()
 	_, _ = q.Publish(context.Background(), []byte("hello"))
 	reg := prom.NewRegistry()
 	reg.MustRegister(crewprom.NewDepthCollector("greetings", func(context.Context) (crewprom.Depth, error) {
-		return crewprom.Depth(q.Counts()), nil
+		return q.Counts(), nil
 	}))
 	printMetrics(reg, "crew_queue_depth{")
 	// Output:

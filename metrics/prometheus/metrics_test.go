@@ -188,7 +188,7 @@ func TestDepthCollectorReportsTheBackendsCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := crewprom.NewDepthCollector("jobs", func(context.Context) (crewprom.Depth, error) {
-		return crewprom.Depth(q.Counts()), nil
+		return q.Counts(), nil
 	})
 	expect(t, gather(t, d), map[string]float64{
 		`crew_queue_depth{queue="jobs",state="ready"}`:   1,

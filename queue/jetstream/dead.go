@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -51,19 +50,31 @@ func (q *Queue) DeadLetter(ctx context.Context, m *queue.Message, reason error) 
 }
 
 // DeadMessage is one dead letter: the message as it was last delivered,
-// why it was given up, and when.
-type DeadMessage struct {
-	Message *queue.Message
-	Reason  string
-	At      time.Time
-	seq     uint64 // in the stream
-}
+// why it was given up, and when. It is the type every crew backend lists
+// dead letters with.
+type DeadMessage = queue.DeadMessage
 
 // Dead lists the queue's dead letters, oldest first. It reads them one by
 // one from the stream, so it is meant for the few that an operator looks
 // at.
 func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
-	var out []DeadMessage
+	entries, err := q.deadLetters(ctx)
+	out := make([]DeadMessage, len(entries))
+	for i, e := range entries {
+		out[i] = e.DeadMessage
+	}
+	return out, err
+}
+
+// deadEntry is a dead letter and its sequence number in the stream.
+type deadEntry struct {
+	DeadMessage
+	seq uint64
+}
+
+// deadLetters reads the queue's dead letters, oldest first.
+func (q *Queue) deadLetters(ctx context.Context) ([]deadEntry, error) {
+	var out []deadEntry
 	for seq := uint64(1); ; {
 		raw, err := q.stream.GetMsg(ctx, seq, natsjs.WithGetMsgSubject(q.dead))
 		if errors.Is(err, natsjs.ErrMsgNotFound) {
@@ -73,12 +84,11 @@ func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 			return out, fmt.Errorf("jetstream: queue %s: dead letters: %w", q.name, err)
 		}
 		attempt, _ := strconv.Atoi(raw.Header.Get(hdrAttempts))
-		out = append(out, DeadMessage{
+		out = append(out, deadEntry{DeadMessage{
 			Message: &queue.Message{ID: raw.Header.Get(hdrID), Body: raw.Data, Attributes: attributes(raw.Header), Attempt: attempt},
 			Reason:  raw.Header.Get(hdrReason),
 			At:      raw.Time,
-			seq:     raw.Sequence,
-		})
+		}, raw.Sequence})
 		seq = raw.Sequence + 1
 	}
 }
@@ -88,7 +98,7 @@ func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 // attempt count, and deletes them from the dead letters. It returns how
 // many it moved. An ID that names no dead letter is ignored.
 func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
-	dead, err := q.Dead(ctx)
+	dead, err := q.deadLetters(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -146,20 +156,13 @@ func (q *Queue) Purge(ctx context.Context) (int, error) {
 	return int(resp.Purged), nil
 }
 
-// Stats counts a queue's messages by state.
-type Stats struct {
-	// Ready counts the messages that the consumer has not delivered yet.
-	Ready int
-	// Leased counts the messages delivered and not yet acknowledged,
-	// including those waiting out a retry delay: JetStream keeps both as
-	// pending acknowledgements.
-	Leased int
-	// Delayed counts the messages published with a delay that the server
-	// has not yet published to the queue.
-	Delayed int
-	// Dead counts the dead letters.
-	Dead int
-}
+// Stats counts a queue's messages by state: Ready counts the messages that
+// the consumer has not delivered yet; Leased the messages delivered and not
+// yet acknowledged, including those waiting out a retry delay (JetStream
+// keeps both as pending acknowledgements); Delayed the messages published
+// with a delay that the server has not yet published to the queue; Dead the
+// dead letters. It is the type every crew backend counts with.
+type Stats = queue.Depth
 
 // Stats counts the queue's messages, from the consumer's and the stream's
 // state. The server updates its consumer's counts a moment after it has

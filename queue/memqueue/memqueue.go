@@ -60,12 +60,9 @@ type entry struct {
 	waitIndex  int    // position in waiting, or -1
 }
 
-// DeadMessage is a dead-lettered message and why it was given up.
-type DeadMessage struct {
-	Message *queue.Message
-	Reason  string
-	At      time.Time
-}
+// DeadMessage is a dead-lettered message and why it was given up. It is the
+// type every crew backend lists dead letters with.
+type DeadMessage = queue.DeadMessage
 
 // deadEntry is a dead letter and the priority it goes back with.
 type deadEntry struct {
@@ -370,13 +367,9 @@ func (q *Queue) Redrive(ids ...string) int {
 	return moved
 }
 
-// Counts is how many messages a queue holds, by state.
-type Counts struct {
-	Ready   int // can be received now
-	Leased  int // received, lease not yet over
-	Delayed int // published with a delay, or retried after a failure, not yet ready
-	Dead    int // dead-lettered
-}
+// Counts is how many messages a queue holds, by state. It is the type every
+// crew backend counts with.
+type Counts = queue.Depth
 
 // Counts returns how many messages the queue holds in each state.
 func (q *Queue) Counts() Counts {

@@ -5,21 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/crewgo/crew/queue"
 )
 
-// DeadMessage is a dead-lettered message, why it was given up and when.
-type DeadMessage struct {
-	// Message is the message as it was last delivered: its ID, body,
-	// attributes and attempt count. Its Receipt is nil.
-	Message *queue.Message
-	Reason  string    // the text of the error given to DeadLetter
-	At      time.Time // when it was dead-lettered
-}
+// DeadMessage is a dead-lettered message, why it was given up and when. It
+// is the type every crew backend lists dead letters with.
+type DeadMessage = queue.DeadMessage
 
 // Dead returns the queue's dead letters, oldest first.
 func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {

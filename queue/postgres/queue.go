@@ -380,13 +380,9 @@ func (q *Queue) settle(ctx context.Context, m *queue.Message, op string, wake bo
 	return nil
 }
 
-// Stats counts the queue's messages in each state.
-type Stats struct {
-	Ready   int // can be received now (including messages whose lease ran out)
-	Leased  int // received, and the lease is not over
-	Delayed int // published or nacked with a delay that has not passed
-	Dead    int // dead-lettered
-}
+// Stats counts the queue's messages in each state. It is the type every
+// crew backend counts with.
+type Stats = queue.Depth
 
 // Stats counts the queue's messages by state, as of one snapshot, by the
 // server's clock. It reads every message of the queue.

@@ -10,14 +10,9 @@ import (
 	"github.com/crewgo/crew/queue"
 )
 
-// DeadMessage is a dead-lettered message, why it was given up and when.
-type DeadMessage struct {
-	// Message is the message as it was last delivered: its ID, body,
-	// attributes and attempt count. Its Receipt is nil.
-	Message *queue.Message
-	Reason  string    // the text of the error given to DeadLetter
-	At      time.Time // when it was dead-lettered
-}
+// DeadMessage is a dead-lettered message, why it was given up and when. It
+// is the type every crew backend lists dead letters with.
+type DeadMessage = queue.DeadMessage
 
 // Dead returns the queue's dead letters, oldest first.
 func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
@@ -130,13 +125,9 @@ func (q *Queue) Purge(ctx context.Context) (int, error) {
 	return int(n), nil
 }
 
-// Stats counts the queue's messages in each state.
-type Stats struct {
-	Ready   int // can be received now (including messages whose lease ran out)
-	Leased  int // received, and the lease is not over
-	Delayed int // published or nacked with a delay that has not passed
-	Dead    int // dead-lettered
-}
+// Stats counts the queue's messages in each state. It is the type every
+// crew backend counts with.
+type Stats = queue.Depth
 
 // Stats counts the queue's messages by state, as of one consistent
 // snapshot. It does not block writers.

@@ -30,12 +30,9 @@ type deadNote struct {
 
 // DeadMessage is one dead letter: the message as it was last delivered, why
 // it was given up, and when. A message that SQS moved itself, under the
-// queue's RedrivePolicy, has no reason and no time.
-type DeadMessage struct {
-	Message *queue.Message
-	Reason  string
-	At      time.Time
-}
+// queue's RedrivePolicy, has no reason and no time. It is the type every
+// crew backend lists dead letters with.
+type DeadMessage = queue.DeadMessage
 
 // DeadLetter sends m, with its attributes and the reason in the message
 // attribute "crew.dead", to the dead-letter queue, then deletes it from this
@@ -129,13 +126,11 @@ func (q *Queue) deadLetterURL(ctx context.Context) (string, error) {
 	return q.dlqURL, nil
 }
 
-// Stats holds SQS's approximate counts of a queue's messages.
-type Stats struct {
-	Ready   int // ApproximateNumberOfMessages
-	Leased  int // ApproximateNumberOfMessagesNotVisible
-	Delayed int // ApproximateNumberOfMessagesDelayed
-	Dead    int // the dead-letter queue's ApproximateNumberOfMessages; 0 without one
-}
+// Stats holds SQS's approximate counts of a queue's messages:
+// ApproximateNumberOfMessages (Ready), ...NotVisible (Leased), ...Delayed
+// (Delayed), and the dead-letter queue's ApproximateNumberOfMessages (Dead;
+// 0 without one). It is the type every crew backend counts with.
+type Stats = queue.Depth
 
 // Stats reads the approximate counts of the queue and of its dead-letter
 // queue, if it has one. SQS updates them within about a minute.

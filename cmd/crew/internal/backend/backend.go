@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/crewgo/crew/queue"
 )
@@ -37,9 +36,9 @@ type Backend interface {
 	// dead letters included.
 	Queues(ctx context.Context) ([]string, error)
 	// Stats counts the messages of the named queue of the same store.
-	Stats(ctx context.Context, queue string) (Stats, error)
+	Stats(ctx context.Context, name string) (queue.Depth, error)
 	// Dead lists the dead letters of this queue, oldest first.
-	Dead(ctx context.Context) ([]DeadMessage, error)
+	Dead(ctx context.Context) ([]queue.DeadMessage, error)
 	// Redrive makes the named dead letters of this queue ready again (all of
 	// them when no ID is given) and returns how many it moved.
 	Redrive(ctx context.Context, ids ...string) (int, error)
@@ -48,22 +47,6 @@ type Backend interface {
 	Purge(ctx context.Context) (int, error)
 	// Close releases the store. No method may be called after it.
 	Close() error
-}
-
-// Stats counts the messages of one queue by state.
-type Stats struct {
-	Ready   int // can be received now
-	Leased  int // received and not yet settled
-	Delayed int // published with a delay, or waiting out a retry backoff
-	Dead    int // dead letters
-}
-
-// DeadMessage is one dead letter: the message as it was last delivered, why
-// it was given up, and when.
-type DeadMessage struct {
-	Message *queue.Message
-	Reason  string
-	At      time.Time
 }
 
 // Request is one queue URL, parsed strictly, as an [OpenFunc] receives it.

@@ -34,6 +34,7 @@ import (
 	"strings"
 
 	"github.com/crewgo/crew/cmd/crew/internal/backend"
+	"github.com/crewgo/crew/queue"
 	"github.com/crewgo/crew/queue/jetstream"
 )
 
@@ -111,27 +112,14 @@ func (b *queueBackend) Queues(ctx context.Context) ([]string, error) {
 
 // Stats counts the messages of the named queue, opened as crew names its
 // stream and consumer.
-func (b *queueBackend) Stats(ctx context.Context, name string) (backend.Stats, error) {
+func (b *queueBackend) Stats(ctx context.Context, name string) (queue.Depth, error) {
 	q := b.Queue
 	if name != b.Name() {
 		var err error
 		if q, err = jetstream.New(b.JetStream(), name, jetstream.NoCreate()); err != nil {
-			return backend.Stats{}, err
+			return queue.Depth{}, err
 		}
 		defer q.Close()
 	}
-	s, err := q.Stats(ctx)
-	return backend.Stats{Ready: s.Ready, Leased: s.Leased, Delayed: s.Delayed, Dead: s.Dead}, err
-}
-
-func (b *queueBackend) Dead(ctx context.Context) ([]backend.DeadMessage, error) {
-	dead, err := b.Queue.Dead(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]backend.DeadMessage, len(dead))
-	for i, d := range dead {
-		out[i] = backend.DeadMessage{Message: d.Message, Reason: d.Reason, At: d.At}
-	}
-	return out, nil
+	return q.Stats(ctx)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crewgo/crew/cmd/crew/internal/backend"
 	_ "github.com/crewgo/crew/cmd/crew/internal/backend/natsqueue"
+	"github.com/crewgo/crew/queue"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -111,10 +112,10 @@ func TestStatsQueuesAndDeadLetters(t *testing.T) {
 	if qs, err := emails.Queues(ctx); err != nil || !slices.Equal(qs, []string{"emails", "reports"}) {
 		t.Errorf("Queues = %v, %v; want [emails reports]", qs, err)
 	}
-	if s, err := statsOf(t, emails, "reports", backend.Stats{Ready: 2}); err != nil || s != (backend.Stats{Ready: 2}) {
+	if s, err := statsOf(t, emails, "reports", queue.Depth{Ready: 2}); err != nil || s != (queue.Depth{Ready: 2}) {
 		t.Errorf("Stats(reports) = %+v, %v; want 2 ready", s, err)
 	}
-	if s, err := statsOf(t, emails, "emails", backend.Stats{Dead: 1}); err != nil || s != (backend.Stats{Dead: 1}) {
+	if s, err := statsOf(t, emails, "emails", queue.Depth{Dead: 1}); err != nil || s != (queue.Depth{Dead: 1}) {
 		t.Errorf("Stats(emails) = %+v, %v; want 1 dead", s, err)
 	}
 	if _, err := emails.Stats(ctx, "missing"); err == nil {
@@ -127,20 +128,20 @@ func TestStatsQueuesAndDeadLetters(t *testing.T) {
 	if n, err := emails.Redrive(ctx, id); err != nil || n != 1 {
 		t.Errorf("Redrive = %d, %v; want 1", n, err)
 	}
-	if s, _ := statsOf(t, emails, "emails", backend.Stats{Ready: 1}); s != (backend.Stats{Ready: 1}) {
+	if s, _ := statsOf(t, emails, "emails", queue.Depth{Ready: 1}); s != (queue.Depth{Ready: 1}) {
 		t.Errorf("Stats after Redrive = %+v, want 1 ready", s)
 	}
 }
 
-// statsOf returns b's Stats of queue once they equal want, or the last
+// statsOf returns b's Stats of the named queue once they equal want, or the last
 // ones after ten seconds. The server updates its consumer's count of ready
 // messages a moment after it acknowledged a publish, so a count read at
 // once can trail it.
-func statsOf(t *testing.T, b backend.Backend, queue string, want backend.Stats) (backend.Stats, error) {
+func statsOf(t *testing.T, b backend.Backend, name string, want queue.Depth) (queue.Depth, error) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s, err := b.Stats(t.Context(), queue)
+		s, err := b.Stats(t.Context(), name)
 		if err != nil || s == want || time.Now().After(deadline) {
 			return s, err
 		}

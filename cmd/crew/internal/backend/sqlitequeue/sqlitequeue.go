@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/crewgo/crew/cmd/crew/internal/backend"
+	"github.com/crewgo/crew/queue"
 	"github.com/crewgo/crew/queue/sqlite"
 )
 
@@ -107,21 +108,8 @@ type queueBackend struct {
 
 func (b *queueBackend) Queues(ctx context.Context) ([]string, error) { return b.db.Queues(ctx) }
 
-func (b *queueBackend) Stats(ctx context.Context, name string) (backend.Stats, error) {
-	s, err := b.db.Queue(name).Stats(ctx)
-	return backend.Stats{Ready: s.Ready, Leased: s.Leased, Delayed: s.Delayed, Dead: s.Dead}, err
-}
-
-func (b *queueBackend) Dead(ctx context.Context) ([]backend.DeadMessage, error) {
-	dead, err := b.Queue.Dead(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]backend.DeadMessage, len(dead))
-	for i, d := range dead {
-		out[i] = backend.DeadMessage{Message: d.Message, Reason: d.Reason, At: d.At}
-	}
-	return out, nil
+func (b *queueBackend) Stats(ctx context.Context, name string) (queue.Depth, error) {
+	return b.db.Queue(name).Stats(ctx)
 }
 
 func (b *queueBackend) Close() error { return b.db.Close() }

@@ -132,10 +132,10 @@ func TestBackendAnswersForItsQueue(t *testing.T) {
 	if err != nil || strings.Join(names, ",") != "jobs,other" {
 		t.Errorf("Queues = %v, %v", names, err)
 	}
-	if s, err := b.Stats(ctx, "jobs"); err != nil || s != (backend.Stats{Leased: 1, Dead: 1}) {
+	if s, err := b.Stats(ctx, "jobs"); err != nil || s != (queue.Depth{Leased: 1, Dead: 1}) {
 		t.Errorf("Stats(jobs) = %+v, %v", s, err)
 	}
-	if s, err := b.Stats(ctx, "other"); err != nil || s != (backend.Stats{Delayed: 1}) {
+	if s, err := b.Stats(ctx, "other"); err != nil || s != (queue.Depth{Delayed: 1}) {
 		t.Errorf("Stats(other) = %+v, %v", s, err)
 	}
 	dead, err := b.Dead(ctx)
@@ -151,7 +151,7 @@ func TestBackendAnswersForItsQueue(t *testing.T) {
 	if n, err := b.Purge(ctx); err != nil || n != 1 {
 		t.Errorf("Purge = %d, %v", n, err)
 	}
-	if s, err := b.Stats(ctx, "jobs"); err != nil || s != (backend.Stats{Ready: 1}) {
+	if s, err := b.Stats(ctx, "jobs"); err != nil || s != (queue.Depth{Ready: 1}) {
 		t.Errorf("Stats(jobs) after redrive and purge = %+v, %v", s, err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/crewgo/crew/cmd/crew/internal/backend"
+	"github.com/crewgo/crew/queue"
 	"github.com/crewgo/crew/queue/sqs"
 )
 
@@ -82,22 +83,9 @@ func (b *queueBackend) Queues(context.Context) ([]string, error) { return []stri
 
 // Stats reads SQS's approximate counts of the queue, which must be the
 // URL's.
-func (b *queueBackend) Stats(ctx context.Context, name string) (backend.Stats, error) {
+func (b *queueBackend) Stats(ctx context.Context, name string) (queue.Depth, error) {
 	if name != b.name {
-		return backend.Stats{}, fmt.Errorf("sqs: only the queue of the URL, %s, can be read, not %s", b.name, name)
+		return queue.Depth{}, fmt.Errorf("sqs: only the queue of the URL, %s, can be read, not %s", b.name, name)
 	}
-	s, err := b.Queue.Stats(ctx)
-	return backend.Stats{Ready: s.Ready, Leased: s.Leased, Delayed: s.Delayed, Dead: s.Dead}, err
-}
-
-func (b *queueBackend) Dead(ctx context.Context) ([]backend.DeadMessage, error) {
-	dead, err := b.Queue.Dead(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]backend.DeadMessage, len(dead))
-	for i, d := range dead {
-		out[i] = backend.DeadMessage{Message: d.Message, Reason: d.Reason, At: d.At}
-	}
-	return out, nil
+	return b.Queue.Stats(ctx)
 }
