@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/crewgo/crew/queue/queueurl"
 )
 
 // ErrBadURL is wrapped by Open's errors for a URL that is wrong in itself,
@@ -35,8 +36,9 @@ var URLParams = []string{"queue", "stream", "consumer", "subject", "ack_wait", "
 // creates (ack_wait, such as 1m). It takes credentials from files, as the
 // nats command does: creds (a .creds file), nkey (an nkey seed file),
 // tls_ca, tls_cert and tls_key (PEM files; any of them makes the
-// connection use TLS). Any other parameter, a parameter given twice or a
-// bad value is an error that names it.
+// connection use TLS). Any other parameter, a parameter given twice, a
+// malformed query, a fragment or a bad value is an error that names it
+// (package queueurl reads the query, as for every crew backend).
 //
 // Options given to Open apply after those of the URL.
 //
@@ -44,8 +46,7 @@ var URLParams = []string{"queue", "stream", "consumer", "subject", "ack_wait", "
 // Receive and Publish fail with errors that clear. Close closes the
 // connection. Open returns when the queue is ready, or with ctx's error.
 func Open(ctx context.Context, rawURL string, options ...Option) (*Queue, error) {
-	servers, query, _ := strings.Cut(rawURL, "?")
-	params, err := parseQuery(query)
+	servers, params, err := queueurl.Parse(rawURL, URLParams)
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %w", ErrBadURL, redact(servers), err)
 	}
@@ -90,30 +91,6 @@ func Open(ctx context.Context, rawURL string, options ...Option) (*Queue, error)
 	}
 	q.owned = true
 	return q, nil
-}
-
-// parseQuery reads query strictly: each known parameter at most once.
-func parseQuery(query string) (map[string]string, error) {
-	params := map[string]string{}
-	if query == "" {
-		return params, nil
-	}
-	for part := range strings.SplitSeq(query, "&") {
-		rawName, rawValue, _ := strings.Cut(part, "=")
-		name, err1 := url.QueryUnescape(rawName)
-		value, err2 := url.QueryUnescape(rawValue)
-		switch {
-		case err1 != nil || err2 != nil || strings.Contains(part, ";"):
-			return nil, fmt.Errorf("malformed query part %q", part)
-		case !slices.Contains(URLParams, name):
-			return nil, fmt.Errorf("unknown parameter %q (known: %s)", name, strings.Join(URLParams, ", "))
-		}
-		if _, dup := params[name]; dup {
-			return nil, fmt.Errorf("parameter %q given twice", name)
-		}
-		params[name] = value
-	}
-	return params, nil
 }
 
 func connect(ctx context.Context, servers string, params map[string]string) (*nats.Conn, error) {

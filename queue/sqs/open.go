@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/crewgo/crew/queue/queueurl"
 )
 
 // Open returns the queue that rawURL names, with a client from the default
@@ -22,7 +24,8 @@ import (
 // The region is the parameter region, else the configuration's (such as
 // AWS_REGION), else the one in an amazonaws.com host name. The parameter
 // dlq sets the dead-letter queue's URL (see DeadLetterQueue). Any other
-// parameter is an error. Open checks that the queue exists, and never
+// parameter, a parameter given twice, a malformed query or a fragment is an
+// error (package queueurl reads the query, as for every crew backend). Open checks that the queue exists, and never
 // creates one; the error for a queue that does not exist, or for
 // credentials SQS refuses, wraps crew.ErrPermanent.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Queue, error) {
@@ -62,7 +65,11 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Queue, error) {
 // parseURL splits an sqs:// or sqs+http:// URL into the queue's URL, the
 // endpoint, and the parameters.
 func parseURL(rawURL string) (queueURL, endpoint string, params map[string]string, err error) {
-	u, err := url.Parse(rawURL)
+	base, params, err := queueurl.Parse(rawURL, []string{"dlq", "region"})
+	if err != nil {
+		return "", "", nil, fmt.Errorf("sqs: URL %q: %w", rawURL, err)
+	}
+	u, err := url.Parse(base)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("sqs: %w", err)
 	}
@@ -74,19 +81,8 @@ func parseURL(rawURL string) (queueURL, endpoint string, params map[string]strin
 	if u.Host == "" || strings.Count(path, "/") != 1 || strings.HasPrefix(path, "/") || strings.HasSuffix(path, "/") {
 		return "", "", nil, fmt.Errorf("sqs: URL %q: want sqs://HOST/ACCOUNT/QUEUE", rawURL)
 	}
-	if u.Fragment != "" || u.User != nil {
-		return "", "", nil, fmt.Errorf("sqs: URL %q: a queue URL has no fragment and no user", rawURL)
-	}
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return "", "", nil, fmt.Errorf("sqs: URL %q: %w", rawURL, err)
-	}
-	params = map[string]string{}
-	for k, v := range q {
-		if (k != "region" && k != "dlq") || len(v) != 1 {
-			return "", "", nil, fmt.Errorf("sqs: URL %q: unknown or repeated parameter %q (known: dlq, region)", rawURL, k)
-		}
-		params[k] = v[0]
+	if u.User != nil {
+		return "", "", nil, fmt.Errorf("sqs: URL %q: a queue URL has no user", rawURL)
 	}
 	endpoint = scheme + "://" + u.Host
 	return endpoint + "/" + path, endpoint, params, nil

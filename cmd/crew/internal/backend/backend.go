@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"github.com/crewgo/crew/queue"
+	"github.com/crewgo/crew/queue/queueurl"
 )
 
 // Backend is one named queue of a queue store, opened from a URL. It
@@ -154,59 +155,28 @@ func Open(ctx context.Context, rawURL string, create bool) (Backend, error) {
 // it.
 func parse(rawURL string) (Request, OpenFunc, error) {
 	supported := strings.Join(Schemes(), ", ")
-	// A '#' starts a fragment, which names nothing in a queue store: say so
-	// rather than let the path silently end before it.
-	if i := strings.IndexByte(rawURL, '#'); i >= 0 {
-		return Request{}, nil, BadURL("queue URL %q has a fragment %q: a '#' in a path or value must be written %%23", redact(rawURL[:i]), rawURL[i:])
+	scheme, _, _ := strings.Cut(rawURL, ":")
+	mu.RLock()
+	s, known := schemes[strings.ToLower(scheme)]
+	mu.RUnlock()
+	_, params, err := queueurl.Parse(rawURL, s.params)
+	if err != nil && known {
+		// Name the URL without its fragment, which url.Parse would keep;
+		// the error then reads on: queue URL "x" has a fragment "#y".
+		where, _, fragment := strings.Cut(rawURL, "#")
+		if fragment {
+			return Request{}, nil, BadURL("queue URL %q %v", redact(where), err)
+		}
+		return Request{}, nil, BadURL("queue URL %q: %v", redact(where), err)
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme == "" {
 		return Request{}, nil, BadURL("invalid queue URL %q: want SCHEME://..., such as sqlite://crew.db (supported: %s)", rawURL, supported)
 	}
-	mu.RLock()
-	s, ok := schemes[u.Scheme] // url.Parse lower-cases the scheme
-	mu.RUnlock()
-	if !ok {
+	if !known {
 		return Request{}, nil, BadURL("unknown queue scheme %q (supported: %s)", u.Scheme, supported)
 	}
-	params, err := parseQuery(u, s.params)
-	if err != nil {
-		return Request{}, nil, err
-	}
 	return Request{URL: u, Params: params}, s.open, nil
-}
-
-// parseQuery reads u's query strictly. Unlike url.ParseQuery, which drops
-// what it cannot read and keeps every repetition, it fails on the first
-// bad part and on a name that is not in known.
-func parseQuery(u *url.URL, known []string) (map[string]string, error) {
-	params := map[string]string{}
-	if u.RawQuery == "" {
-		return params, nil
-	}
-	where := u.Redacted()
-	for part := range strings.SplitSeq(u.RawQuery, "&") {
-		if strings.ContainsRune(part, ';') {
-			return nil, BadURL("queue URL %q: a ';' in the query part %q: separate parameters with '&', and write a ';' in a value as %%3B", where, part)
-		}
-		rawName, rawValue, _ := strings.Cut(part, "=")
-		name, err := url.QueryUnescape(rawName)
-		if err == nil && name == "" {
-			return nil, BadURL("queue URL %q: the query part %q has no parameter name", where, part)
-		}
-		value, err2 := url.QueryUnescape(rawValue)
-		if err != nil || err2 != nil {
-			return nil, BadURL("queue URL %q: bad %%-escape in the query part %q", where, part)
-		}
-		if !slices.Contains(known, name) {
-			return nil, BadURL("queue URL %q: unknown parameter %q (known: %s)", where, name, knownList(known))
-		}
-		if _, dup := params[name]; dup {
-			return nil, BadURL("queue URL %q: parameter %q given twice", where, name)
-		}
-		params[name] = value
-	}
-	return params, nil
 }
 
 // redact returns rawURL with any password replaced by "xxxxx", for error
@@ -216,11 +186,4 @@ func redact(rawURL string) string {
 		return u.Redacted()
 	}
 	return rawURL
-}
-
-func knownList(known []string) string {
-	if len(known) == 0 {
-		return "none"
-	}
-	return strings.Join(known, ", ")
 }
