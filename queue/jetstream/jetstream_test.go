@@ -261,6 +261,8 @@ func TestOpenReadsTheURL(t *testing.T) {
 		"nats://crew:s3cret@" + addr + "?ack_wait=soon":      "ack_wait",
 		"nats://crew:s3cret@" + addr + "?queue=a.b":          "invalid queue name",
 		"nats://crew:s3cret@" + addr + "?queue=x&tls_cert=c": "tls_key",
+		"nats://crew:s3cret@" + addr + "?queue=a#b":          `has a fragment "#b"`,
+		"nats://crew:s3cret@" + addr + "?queue=a;b":          `a ';' in the query part`,
 	} {
 		if q, err := jetstream.Open(ctx, url); err == nil || !strings.Contains(err.Error(), want) {
 			if q != nil {

@@ -133,6 +133,7 @@ func TestParseURL(t *testing.T) {
 	for _, raw := range []string{
 		"http://127.0.0.1/0/q", "sqs://host/q", "sqs://host/0/q/extra", "sqs:///0/q",
 		"sqs://host/0/q?queue=x", "sqs://host/0/q?region=a&region=b", "sqs://user@host/0/q",
+		"sqs://host/0/q?region=a#b", "sqs://host/0/q?region=%zz", "sqs://host/0/q?region=a;dlq=b",
 	} {
 		if _, _, _, err := parseURL(raw); err == nil {
 			t.Errorf("parseURL(%q) succeeded, want an error", raw)
