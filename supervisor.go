@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/crewgo/crew/work"
 )
 
 // supervisor runs one Group. Everything in it except the fields under mu is
@@ -251,16 +253,12 @@ func (s *supervisor) start(w *worker) {
 // call runs the worker once and reports its return.
 func (s *supervisor) call(w *worker, inst *instance, ctx context.Context) {
 	var err error
-	func() {
-		if !w.opt.passPanics {
-			defer func() {
-				if v := recover(); v != nil {
-					err = NewPanicError(v)
-				}
-			}()
-		}
-		err = w.w.Run(ctx)
-	}()
+	run := func() { err = w.w.Run(ctx) }
+	if w.opt.passPanics {
+		run()
+	} else if pe := work.Catch(run); pe != nil {
+		err = pe
+	}
 	s.send(message{kind: msgExit, w: w, gen: inst.gen, err: err})
 }
 

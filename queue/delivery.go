@@ -119,12 +119,10 @@ func (d *delivery) lostLease(elapsed time.Duration) {
 
 // call runs h, turning a panic into a *work.PanicError.
 func call(h Handler, ctx context.Context, m *Message) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = work.NewPanicError(v)
-		}
-	}()
-	return h(ctx, m)
+	if pe := work.Catch(func() { err = h(ctx, m) }); pe != nil {
+		return pe
+	}
+	return err
 }
 
 // heartbeat keeps one message's lease alive by extending it every third of
