@@ -76,7 +76,7 @@
 // X-Crew-Message-Id, X-Crew-Attempt, X-Crew-Attr-<Name>, the same under the
 // names of Elastic Beanstalk's worker daemon (X-Aws-Sqsd-Msgid,
 // X-Aws-Sqsd-Receive-Count, X-Aws-Sqsd-Attr-<Name>) and the W3C traceparent
-// and tracestate. Only the redirects that repeat the POST with its body
+// and tracestate. Only the redirects that repeat the request, method and body alike
 // (307, 308) are followed; any other 3xx fails the message.
 //
 // Exit status 0 (or a 2xx response) acknowledges the message. A status
