@@ -97,8 +97,13 @@ func ExamplePool_Shutdown() {
 // errgroup.WithContext does, and tasks not yet started are skipped.
 func ExampleCancelOnError() {
 	p := pool.New(1, pool.CancelOnError())
-	_ = p.Go(context.Background(), func(ctx context.Context) error { return errors.New("bad input") })
+	second := make(chan struct{})
+	_ = p.Go(context.Background(), func(ctx context.Context) error {
+		<-second // fail only once the second task waits in the queue
+		return errors.New("bad input")
+	})
 	_ = p.Go(context.Background(), func(ctx context.Context) error { return nil })
+	close(second)
 	err := p.Wait()
 	fmt.Println(err, "| skipped:", p.Stats().Skipped)
 	p.Close()
