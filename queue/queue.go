@@ -12,6 +12,32 @@ import (
 // dead-lettered. Such a call changes nothing.
 var ErrLeaseLost = errors.New("queue: lease lost")
 
+// LeaseLostError names one message whose lease had passed on when it was
+// acknowledged. A Source's Ack joins one for each such message of a batch
+// (errors.Join), so that a Consumer reports exactly those messages as
+// LeaseLost and the rest of the batch, which was deleted, as Succeeded.
+// errors.Is(err, ErrLeaseLost) holds for it.
+type LeaseLostError struct {
+	ID  string // the message's ID
+	Err error  // the Source's description of the loss, wrapping ErrLeaseLost; may be nil
+}
+
+// Error returns Err's text, or one naming the message if Err is nil.
+func (e *LeaseLostError) Error() string {
+	if e.Err != nil {
+		return e.Err.Error()
+	}
+	return "queue: message " + e.ID + ": lease lost"
+}
+
+// Unwrap returns ErrLeaseLost and Err.
+func (e *LeaseLostError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrLeaseLost}
+	}
+	return []error{ErrLeaseLost, e.Err}
+}
+
 // Message is one message received from a Source.
 type Message struct {
 	ID         string
@@ -48,8 +74,11 @@ type Source interface {
 	// a Consumer gives them back at once.
 	Receive(ctx context.Context, max int, lease time.Duration) ([]*Message, error)
 	// Ack deletes messages that were handled. A message whose lease has
-	// passed on is left alone and reported in the error, wrapping
-	// ErrLeaseLost; the others are still deleted.
+	// passed on is left alone and reported in the error as a
+	// *LeaseLostError naming it, one for each such message, joined with
+	// errors.Join (and possibly wrapped); the others are still deleted. An
+	// error that names no message says nothing of which were deleted: a
+	// Consumer then counts every message of the batch as LeaseLost.
 	Ack(ctx context.Context, msgs ...*Message) error
 	// Nack gives up the lease on m: it becomes ready again after delay
 	// (at once for zero) and keeps its attempt count.

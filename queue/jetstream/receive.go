@@ -224,7 +224,7 @@ func (q *Queue) current(m *queue.Message) (*receipt, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.held[r.seq] != r || time.Now().After(r.deadline) {
-		return nil, fmt.Errorf("jetstream: message %s: %w", m.ID, queue.ErrLeaseLost)
+		return nil, &queue.LeaseLostError{ID: m.ID, Err: fmt.Errorf("jetstream: message %s: %w", m.ID, queue.ErrLeaseLost)}
 	}
 	return r, nil
 }
@@ -257,7 +257,7 @@ func (q *Queue) sweep() {
 // Ack deletes handled messages with a confirmed acknowledgement each, as
 // DoubleAck sends, all sent at once before it waits for the server's
 // replies. A message whose lease ended, or that this Queue received again
-// since, is not acknowledged and is reported with queue.ErrLeaseLost; the
+// since, is not acknowledged and is reported as a *queue.LeaseLostError; the
 // others are still acknowledged.
 func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 	errs := make([]error, len(msgs))
@@ -278,8 +278,11 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 		ctx, cancel := withTimeout(ctx)
 		defer cancel()
 		for j, err := range q.mux.confirm(ctx, replies, []byte("+ACK")) {
-			if err != nil {
-				errs[which[j]] = fmt.Errorf("jetstream: ack %s: %w", msgs[which[j]].ID, err)
+			if id := msgs[which[j]].ID; errors.Is(err, queue.ErrLeaseLost) {
+				errs[which[j]] = &queue.LeaseLostError{ID: id, Err: fmt.Errorf("jetstream: ack %s: %w", id, err)}
+				continue
+			} else if err != nil {
+				errs[which[j]] = fmt.Errorf("jetstream: ack %s: %w", id, err)
 				continue
 			}
 			q.settle(held[j])

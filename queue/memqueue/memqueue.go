@@ -229,7 +229,7 @@ func (q *Queue) removeLocked(e *entry) {
 }
 
 // Ack deletes the messages. Those whose lease has passed on are left alone
-// and reported, each wrapping queue.ErrLeaseLost, in the joined error.
+// and reported, each as a *queue.LeaseLostError, in the joined error.
 func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -237,7 +237,7 @@ func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 	for _, m := range msgs {
 		e, err := q.holderLocked(m)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, &queue.LeaseLostError{ID: m.ID, Err: err})
 			continue
 		}
 		q.removeLocked(e)

@@ -268,19 +268,19 @@ func (q *Queue) fence(m *queue.Message) (int64, int64, error) {
 	r, ok := m.Receipt.(receipt)
 	id, err := strconv.ParseInt(m.ID, 10, 64)
 	if !ok || r.q != q || err != nil {
-		return 0, 0, fmt.Errorf("postgres: queue %q: message %s: not received from this queue: %w", q.name, m.ID, queue.ErrLeaseLost)
+		return 0, 0, &queue.LeaseLostError{ID: m.ID, Err: fmt.Errorf("postgres: queue %q: message %s: not received from this queue: %w", q.name, m.ID, queue.ErrLeaseLost)}
 	}
 	return id, r.token, nil
 }
 
 func (q *Queue) leaseLost(m *queue.Message) error {
-	return fmt.Errorf("postgres: queue %q: message %s: %w", q.name, m.ID, queue.ErrLeaseLost)
+	return &queue.LeaseLostError{ID: m.ID, Err: fmt.Errorf("postgres: queue %q: message %s: %w", q.name, m.ID, queue.ErrLeaseLost)}
 }
 
 // Ack deletes messages that were handled, in one statement. A message
 // whose lease has passed on (it was received again, released with Nack,
-// or dead-lettered) is left alone and reported in the error, which wraps
-// queue.ErrLeaseLost; the others are still deleted. If the error is of
+// or dead-lettered) is left alone and reported in the error, as a
+// *queue.LeaseLostError; the others are still deleted. If the error is of
 // another kind, none of them may have been deleted, and the ack can be
 // retried.
 func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {

@@ -11,7 +11,8 @@
 //
 // The suite checks the semantics that queue.Consumer relies on: leases and
 // their expiry, receipts that fence off stale holders, extension, delayed
-// retries, dead letters, batch acknowledgement, ordering by priority then
+// retries, dead letters, batch acknowledgement (naming each stale receipt
+// with a *queue.LeaseLostError), ordering by priority then
 // age, long polls that wake on a publish, and that concurrent receivers
 // never share a leased message. Leases are real time: the suite takes a few
 // seconds per backend.
@@ -71,6 +72,7 @@ func (s Suite) Run(t *testing.T) {
 		{"DeadLetter", testDeadLetter},
 		{"DeadLetterAfterMaxAttempts", testDeadLetterAfterMaxAttempts},
 		{"BatchAck", testBatchAck},
+		{"BatchAckNamesTheStaleReceipt", testBatchAckNamesTheStaleReceipt},
 		{"PriorityThenAge", testPriorityThenAge},
 		{"DelayedPublish", testDelayedPublish},
 		{"ConcurrentReceiversNeverShare", testConcurrentReceiversNeverShare},
@@ -345,6 +347,51 @@ func testBatchAck(t *testing.T, s Suite) {
 		t.Errorf("batch Ack with a stale receipt = %v, want it reported as ErrLeaseLost", err)
 	}
 	expectNothing(t, q, s.Lease)
+}
+
+// testBatchAckNamesTheStaleReceipt checks that Ack names exactly the
+// messages whose lease passed on, each in a *queue.LeaseLostError, so that
+// a consumer reports the others, deleted, as handled.
+func testBatchAckNamesTheStaleReceipt(t *testing.T, s Suite) {
+	q := s.New(t)
+	publish(t, q, "x")
+	stale := receive(t, q, 1, s.Lease)[0]
+	current := receive(t, q, 1, time.Minute)[0] // after the first lease expired
+	publish(t, q, "a")
+	publish(t, q, "b")
+	others := receiveAll(t, q, 2, time.Minute)
+	err := q.Ack(context.Background(), others[0], stale, others[1])
+	if named := leaseLostIDs(err); !slices.Equal(named, []string{stale.ID}) {
+		t.Errorf("batch Ack with one stale receipt = %v; want only *queue.LeaseLostError values, naming %s alone (named: %v)", err, stale.ID, named)
+	}
+	// The others were deleted; the current holder still holds its copy.
+	expectNothing(t, q, s.Lease/2)
+	ack(t, q, current)
+	expectNothing(t, q, s.Lease/2)
+}
+
+// leaseLostIDs returns the IDs of the *queue.LeaseLostError values that
+// err joins (possibly wrapped), or nil if err holds anything else.
+func leaseLostIDs(err error) []string {
+	switch u := err.(type) {
+	case nil:
+		return nil
+	case *queue.LeaseLostError:
+		return []string{u.ID}
+	case interface{ Unwrap() []error }:
+		var ids []string
+		for _, e := range u.Unwrap() {
+			named := leaseLostIDs(e)
+			if named == nil {
+				return nil
+			}
+			ids = append(ids, named...)
+		}
+		return ids
+	case interface{ Unwrap() error }:
+		return leaseLostIDs(u.Unwrap())
+	}
+	return nil
 }
 
 func testPriorityThenAge(t *testing.T, s Suite) {

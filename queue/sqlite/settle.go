@@ -18,7 +18,7 @@ func (q *Queue) fence(m *queue.Message) (id int64, r receipt, err error) {
 	r, ok := m.Receipt.(receipt)
 	id, perr := strconv.ParseInt(m.ID, 10, 64)
 	if !ok || perr != nil {
-		return 0, receipt{}, fmt.Errorf("sqlite: queue %q: message %s was not received from this queue: %w", q.name, m.ID, queue.ErrLeaseLost)
+		return 0, receipt{}, &queue.LeaseLostError{ID: m.ID, Err: fmt.Errorf("sqlite: queue %q: message %s was not received from this queue: %w", q.name, m.ID, queue.ErrLeaseLost)}
 	}
 	return id, r, nil
 }
@@ -28,13 +28,13 @@ func (q *Queue) fence(m *queue.Message) (id int64, r receipt, err error) {
 func (r receipt) ours(qid int64) bool { return qid != 0 && r.queue == qid }
 
 func (q *Queue) leaseLost(m *queue.Message) error {
-	return fmt.Errorf("sqlite: queue %q: message %s: %w", q.name, m.ID, queue.ErrLeaseLost)
+	return &queue.LeaseLostError{ID: m.ID, Err: fmt.Errorf("sqlite: queue %q: message %s: %w", q.name, m.ID, queue.ErrLeaseLost)}
 }
 
 // Ack deletes the messages, in one transaction. A message whose lease has
 // passed on (it was received again, nacked, dead-lettered or deleted since
-// this copy was received) is left alone and reported, wrapping
-// queue.ErrLeaseLost, in the joined error; the others are still deleted.
+// this copy was received) is left alone and reported as a
+// *queue.LeaseLostError in the joined error; the others are still deleted.
 // If the database fails, nothing is deleted.
 func (q *Queue) Ack(ctx context.Context, msgs ...*queue.Message) error {
 	if err := q.check(); err != nil {

@@ -68,12 +68,12 @@ func receiptOf(m *queue.Message) (*receipt, error) {
 
 // leaseLost is the error for a message whose lease has passed on.
 func leaseLost(m *queue.Message) error {
-	return fmt.Errorf("sqs: %s: %w", describe(m), queue.ErrLeaseLost)
+	return &queue.LeaseLostError{ID: m.ID, Err: fmt.Errorf("sqs: %s: %w", describe(m), queue.ErrLeaseLost)}
 }
 
 // Ack deletes msgs with DeleteMessageBatch, ten a call. Every entry that
 // SQS reports failed is looked at: an invalid or expired receipt is
-// ErrLeaseLost for that message; any other failure is retried twice, then
+// a *queue.LeaseLostError for that message; any other failure is retried twice, then
 // returned. A message whose lease this process knows to have ended is not
 // sent at all and is ErrLeaseLost. The others are deleted whatever happens
 // to those; the error joins one error per message that was not.
