@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -168,7 +169,7 @@ type Consumer struct {
 	// returns.
 	OnResult func(Result)
 
-	received, held, running, succeeded, retried, dead, released, lost, postponed atomic.Int64
+	n counters
 }
 
 // Result is what became of one message.
@@ -197,8 +198,10 @@ const (
 	Released
 	// LeaseLost: the lease could not be kept, so the message belongs to
 	// another delivery now; the handler's context was cancelled. Also a
-	// message whose handler succeeded but whose acknowledgement failed
-	// (for a failed batch, each message of it): it may be delivered again.
+	// message whose handler succeeded but whose acknowledgement failed:
+	// one that the Source's Ack named in a *LeaseLostError, or every
+	// message of a batch whose Ack failed without naming any. It may be
+	// delivered again.
 	LeaseLost
 )
 
@@ -235,15 +238,15 @@ type Stats struct {
 // Stats returns the consumer's counters. It is safe to call at any time.
 func (c *Consumer) Stats() Stats {
 	return Stats{
-		Received:     c.received.Load(),
-		Held:         c.held.Load(),
-		Running:      c.running.Load(),
-		Succeeded:    c.succeeded.Load(),
-		Retried:      c.retried.Load(),
-		DeadLettered: c.dead.Load(),
-		Released:     c.released.Load(),
-		LeaseLost:    c.lost.Load(),
-		Postponed:    c.postponed.Load(),
+		Received:     c.n.received.Load(),
+		Held:         c.n.held.Load(),
+		Running:      c.n.running.Load(),
+		Succeeded:    c.n.succeeded.Load(),
+		Retried:      c.n.retried.Load(),
+		DeadLettered: c.n.dead.Load(),
+		Released:     c.n.released.Load(),
+		LeaseLost:    c.n.leaseLost.Load(),
+		Postponed:    c.n.postponed.Load(),
 	}
 }
 
@@ -251,17 +254,15 @@ func (c *Consumer) Stats() Stats {
 type run struct {
 	c           *Consumer
 	log         *slog.Logger
-	handler     Handler
 	concurrency int
 	prefetch    int               // the most it prefetches
 	adaptive    *adaptivePrefetch // nil unless Prefetch is zero
 	lease       time.Duration
-	maxAttempts int
-	retry       backoff.Policy
 
-	ops    context.Context // for calls to the Source: survives the stop
+	src    *source   // calls to the Source, with a context that survives the stop
+	out    *reporter // where outcomes go
+	h      *handling // what every delivery shares
 	pool   *pool.Pool
-	acks   *acker
 	starts *startGate    // RateLimit, or nil
 	keys   *keyLimit     // Key and PerKey, or nil
 	held   atomic.Int64  // messages received and not yet finished
@@ -301,47 +302,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.checkLimits(); err != nil {
 		return err
 	}
-	r := &run{
-		c:           c,
-		log:         c.Logger,
-		handler:     c.Handler,
-		concurrency: c.Concurrency,
-		prefetch:    c.Prefetch,
-		lease:       c.Lease,
-		maxAttempts: c.MaxAttempts,
-		retry:       c.Retry,
-		ops:         context.WithoutCancel(ctx),
-		freed:       make(chan struct{}, 1),
-		starts:      newStartGate(c.RateLimit),
-	}
-	if r.log == nil {
-		r.log = slog.Default()
-	}
-	if r.concurrency <= 0 {
-		r.concurrency = DefaultConcurrency
-	}
-	if r.prefetch == 0 {
-		a := newAdaptivePrefetch(r.concurrency)
-		r.adaptive, r.prefetch = &a, a.max
-	}
-	r.prefetch = max(r.prefetch, 0)
-	if r.lease <= 0 {
-		r.lease = DefaultLease
-	}
-	if r.maxAttempts == 0 {
-		r.maxAttempts = DefaultMaxAttempts
-	}
-	if r.retry == nil {
-		r.retry = backoff.EqualJitter(backoff.Exponential(time.Second, 5*time.Minute))
-	}
-	r.keys = newKeyLimit(c, r.concurrency)
+	r := c.newRun(ctx)
 	// A permanent failure of the Source ends receiving as the end of ctx
 	// would.
 	rctx, stopReceiving := context.WithCancelCause(ctx)
 	defer stopReceiving(nil)
 	r.stopReceiving = stopReceiving
-	r.pool = pool.New(r.concurrency, pool.Queue(0), pool.WithContext(r.ops))
-	r.acks = newAcker(r, c.AckBatch, c.AckDelay)
+	r.pool = pool.New(r.concurrency, pool.Queue(0), pool.WithContext(r.src.ops))
 	r.receive(rctx)
 
 	// Stop: nothing more is received; running handlers drain until the
@@ -350,7 +317,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if drainTimeout <= 0 {
 		drainTimeout = DefaultDrainTimeout
 	}
-	drainCtx, cancel := context.WithTimeoutCause(r.ops, drainTimeout, ErrDrainTimeout)
+	drainCtx, cancel := context.WithTimeoutCause(r.src.ops, drainTimeout, ErrDrainTimeout)
 	defer cancel()
 	// Inside a crew.Group the drain also ends with the group's: at its stop
 	// deadline, or at once when the group's stop is cut short.
@@ -363,7 +330,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// their own outcomes, so the pool's errors are not needed.
 	_ = r.pool.Shutdown(drainCtx)
 	_ = r.pool.Wait()
-	r.acks.close()
+	r.h.acks.close()
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -374,6 +341,48 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return &DrainError{Released: r.gaveBack}
 	}
 	return nil
+}
+
+// newRun returns the state of one call to Run, with the Consumer's zero
+// fields defaulted, its acker started.
+func (c *Consumer) newRun(ctx context.Context) *run {
+	r := &run{
+		c:           c,
+		log:         cmp.Or(c.Logger, slog.Default()),
+		concurrency: cmp.Or(max(c.Concurrency, 0), DefaultConcurrency),
+		prefetch:    c.Prefetch,
+		lease:       cmp.Or(max(c.Lease, 0), DefaultLease),
+		freed:       make(chan struct{}, 1),
+		starts:      newStartGate(c.RateLimit),
+	}
+	if r.prefetch == 0 {
+		a := newAdaptivePrefetch(r.concurrency)
+		r.adaptive, r.prefetch = &a, a.max
+	}
+	r.prefetch = max(r.prefetch, 0)
+	r.keys = newKeyLimit(c, r.concurrency)
+	r.src = &source{Source: c.Source, ops: context.WithoutCancel(ctx), log: r.log, fail: r.fail}
+	r.out = &reporter{counts: &c.n, onResult: c.OnResult, log: r.log}
+	r.h = &handling{
+		handler:     c.Handler,
+		timeout:     c.HandlerTimeout,
+		maxAttempts: cmp.Or(c.MaxAttempts, DefaultMaxAttempts),
+		retry:       c.Retry,
+		lease:       r.lease,
+		src:         r.src,
+		acks:        newAcker(r.src, r.out, r.lease/3, c.AckBatch, c.AckDelay),
+		out:         r.out,
+		finish:      r.finish,
+		gaveBack: func(id string) {
+			r.mu.Lock()
+			r.gaveBack = append(r.gaveBack, id)
+			r.mu.Unlock()
+		},
+	}
+	if r.h.retry == nil {
+		r.h.retry = backoff.EqualJitter(backoff.Exponential(time.Second, 5*time.Minute))
+	}
+	return r
 }
 
 // receive runs the receive loop until ctx ends, or Receive fails
@@ -455,13 +464,13 @@ func (r *run) receive(ctx context.Context) {
 		failures = 0
 		r.adaptPrefetch(held)
 		r.starts.spend(len(msgs))
-		r.c.received.Add(int64(len(msgs)))
+		r.c.n.received.Add(int64(len(msgs)))
 		r.hold(len(msgs))
 		// Leases are extended from the moment of receipt, so that a
 		// prefetched message waiting for a slot keeps its lease too.
 		deliveries := make([]*delivery, len(msgs))
 		for i, m := range msgs {
-			deliveries[i] = newDelivery(r, m)
+			deliveries[i] = r.h.newDelivery(m)
 		}
 		if len(deliveries) > 0 {
 			r.batches <- deliveries
@@ -503,37 +512,18 @@ func (r *run) release(msgs []*Message, why error) {
 // hold accounts for n messages received.
 func (r *run) hold(n int) {
 	r.held.Add(int64(n))
-	r.c.held.Add(int64(n))
+	r.c.n.held.Add(int64(n))
 }
 
 // releaseHeld gives back held messages that will not be started, reporting
 // why.
 func (r *run) releaseHeld(msgs []*Message, why error) {
 	for _, m := range msgs {
-		r.nack(m, 0, "release")
-		r.c.released.Add(1)
-		r.report(Result{Message: m, Outcome: Released, Err: why})
+		r.src.nack(m, 0, "release")
+		r.out.report(Result{Message: m, Outcome: Released, Err: why})
 		r.finish()
 	}
 }
-
-// nack gives m back to the Source after delay; op names the step for the
-// log. A lost lease needs no giving back; any other failure is logged, and
-// a permanent one stops the consumer.
-func (r *run) nack(m *Message, delay time.Duration, op string) {
-	err := r.c.Source.Nack(r.ops, m, delay)
-	if err == nil || errors.Is(err, ErrLeaseLost) {
-		return
-	}
-	r.log.Warn("queue: "+op+" failed", "id", m.ID, "err", err)
-	if permanent(err) {
-		r.fail(fmt.Errorf("queue: %s message %s: %w", op, m.ID, err))
-	}
-}
-
-// permanent reports whether a Source's error will never clear, by the
-// convention every Source follows: it wraps crew.ErrPermanent.
-func permanent(err error) bool { return errors.Is(err, work.ErrPermanent) }
 
 // fail stops the consumer for an error of the Source that will never
 // clear: the receive loop ends, what is held but not started is released,
@@ -558,7 +548,7 @@ var ErrStopping = errors.New("queue: consumer stopping")
 // finish accounts for a message the consumer no longer holds.
 func (r *run) finish() {
 	r.held.Add(-1)
-	r.c.held.Add(-1)
+	r.c.n.held.Add(-1)
 	r.signalFreed()
 }
 
@@ -567,26 +557,5 @@ func (r *run) signalFreed() {
 	select {
 	case r.freed <- struct{}{}:
 	default:
-	}
-}
-
-// report hands res to OnResult or, without one, logs it.
-func (r *run) report(res Result) {
-	if f := r.c.OnResult; f != nil {
-		f(res)
-		return
-	}
-	m := res.Message
-	switch res.Outcome {
-	case Succeeded:
-		r.log.Debug("queue: message handled", "id", m.ID, "attempt", m.Attempt, "elapsed", res.Elapsed)
-	case Retried:
-		r.log.Warn("queue: handler failed; will retry", "id", m.ID, "attempt", m.Attempt, "retry_in", res.Delay, "err", res.Err)
-	case DeadLettered:
-		r.log.Error("queue: message dead-lettered", "id", m.ID, "attempt", m.Attempt, "err", res.Err)
-	case Released:
-		r.log.Info("queue: message released", "id", m.ID, "attempt", m.Attempt, "err", res.Err)
-	case LeaseLost:
-		r.log.Warn("queue: lease lost; the message will be handled again", "id", m.ID, "err", res.Err)
 	}
 }

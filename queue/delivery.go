@@ -7,12 +7,29 @@ import (
 	"sync"
 	"time"
 
+	"github.com/crewgo/crew/backoff"
 	"github.com/crewgo/crew/work"
 )
 
+// handling is what every delivery of one run shares: how to run the
+// handler, and where a message goes once it has run. It knows nothing of
+// the receive loop.
+type handling struct {
+	handler     Handler
+	timeout     time.Duration // HandlerTimeout; none if zero
+	maxAttempts int           // negative: no limit
+	retry       backoff.Policy
+	lease       time.Duration
+	src         *source
+	acks        *acker
+	out         *reporter
+	finish      func()          // the consumer holds the message no more
+	gaveBack    func(id string) // released at the drain deadline
+}
+
 // delivery is one received message on its way through a consumer.
 type delivery struct {
-	r    *run
+	h    *handling
 	m    *Message
 	beat *heartbeat
 
@@ -31,90 +48,79 @@ type delivery struct {
 // consumer postponed without starting it.
 func (d *delivery) attempt() int { return d.m.Attempt - d.postponed }
 
-func newDelivery(r *run, m *Message) *delivery {
-	d := &delivery{r: r, m: m}
-	d.beat = startHeartbeat(r, m)
-	return d
+// newDelivery starts keeping m's lease alive, from its receipt on.
+func (h *handling) newDelivery(m *Message) *delivery {
+	return &delivery{h: h, m: m, beat: startHeartbeat(h.src, m, h.lease)}
 }
 
 // handle runs the handler on the message and settles it: ack, retry,
 // dead-letter or release. It is a pool task; ctx is the pool's context,
 // which ends only at the drain deadline.
 func (d *delivery) handle(ctx context.Context) error {
-	r, m := d.r, d.m
-	defer r.finish()
-	r.c.running.Add(1)
-	defer r.c.running.Add(-1)
+	h, m := d.h, d.m
+	defer h.finish()
+	h.out.counts.running.Add(1)
+	defer h.out.counts.running.Add(-1)
 
-	if attempt := d.attempt(); r.maxAttempts > 0 && attempt > r.maxAttempts {
+	if attempt := d.attempt(); h.maxAttempts > 0 && attempt > h.maxAttempts {
 		// Delivered too often without a result: its handler probably
 		// crashed the process. Running it again would do the same.
 		d.beat.stop()
-		d.deadLetter(fmt.Errorf("queue: delivered %d times, more than MaxAttempts (%d)", attempt, r.maxAttempts), 0)
+		d.deadLetter(fmt.Errorf("queue: delivered %d times, more than MaxAttempts (%d)", attempt, h.maxAttempts))
 		return nil
 	}
-
 	hctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if !d.beat.watch(cancel) {
 		d.beat.stop()
-		d.lostLease(0)
+		d.report(LeaseLost, d.beat.err(), 0)
 		return nil
 	}
-	if t := r.c.HandlerTimeout; t > 0 {
+	if t := h.timeout; t > 0 {
 		var stop context.CancelFunc
 		hctx, stop = context.WithTimeoutCause(hctx, t, ErrHandlerTimeout)
 		defer stop()
 	}
 	start := time.Now()
-	err := call(r.handler, hctx, m)
-	elapsed := time.Since(start)
-	d.elapsed = elapsed
-	lost := d.beat.stop()
-
-	switch {
-	case lost != nil:
-		d.lostLease(elapsed)
-	case err == nil:
-		r.acks.add(m, elapsed) // reports the outcome once the ack is settled
-	case errors.Is(context.Cause(ctx), ErrDrainTimeout):
-		// Cancelled at the drain deadline: give it back for another try
-		// that this one does not count against.
-		r.nack(m, 0, "release")
-		r.mu.Lock()
-		r.gaveBack = append(r.gaveBack, m.ID)
-		r.mu.Unlock()
-		r.c.released.Add(1)
-		r.report(Result{Message: m, Outcome: Released, Err: err, Elapsed: elapsed})
-	case errors.Is(err, work.ErrPermanent) || (r.maxAttempts > 0 && d.attempt() >= r.maxAttempts):
-		d.deadLetter(err, elapsed)
-	default:
-		delay := max(r.retry(d.attempt()), 0)
-		// If the nack fails, the lease will expire and the message come
-		// back anyway.
-		r.nack(m, delay, "nack")
-		r.c.retried.Add(1)
-		r.report(Result{Message: m, Outcome: Retried, Err: err, Elapsed: elapsed, Delay: delay})
+	err := call(h.handler, hctx, m)
+	d.elapsed = time.Since(start)
+	if lost := d.beat.stop(); lost != nil {
+		d.report(LeaseLost, lost, 0)
+		return nil
 	}
+	d.settle(ctx, err)
 	return nil
 }
 
-func (d *delivery) deadLetter(reason error, elapsed time.Duration) {
-	r, m := d.r, d.m
-	if err := r.c.Source.DeadLetter(r.ops, m, reason); err != nil {
-		r.log.Error("queue: dead-letter failed", "id", m.ID, "err", err)
-		if permanent(err) {
-			r.fail(fmt.Errorf("queue: dead-letter message %s: %w", m.ID, err))
-		}
+// settle does what the handler's result err asks for, the lease being
+// still held.
+func (d *delivery) settle(ctx context.Context, err error) {
+	h, m := d.h, d.m
+	switch {
+	case err == nil:
+		h.acks.add(m, d.elapsed) // reports the outcome once the ack is settled
+	case errors.Is(context.Cause(ctx), ErrDrainTimeout):
+		// Cancelled at the drain deadline: give it back for another try
+		// that this one does not count against.
+		h.src.nack(m, 0, "release")
+		h.gaveBack(m.ID)
+		d.report(Released, err, 0)
+	case errors.Is(err, work.ErrPermanent) || (h.maxAttempts > 0 && d.attempt() >= h.maxAttempts):
+		d.deadLetter(err)
+	default:
+		delay := max(h.retry(d.attempt()), 0)
+		h.src.nack(m, delay, "nack")
+		d.report(Retried, err, delay)
 	}
-	r.c.dead.Add(1)
-	r.report(Result{Message: m, Outcome: DeadLettered, Err: reason, Elapsed: elapsed})
 }
 
-func (d *delivery) lostLease(elapsed time.Duration) {
-	r, m := d.r, d.m
-	r.c.lost.Add(1)
-	r.report(Result{Message: m, Outcome: LeaseLost, Err: d.beat.err(), Elapsed: elapsed})
+func (d *delivery) deadLetter(reason error) {
+	d.h.src.deadLetter(d.m, reason)
+	d.report(DeadLettered, reason, 0)
+}
+
+func (d *delivery) report(o Outcome, err error, delay time.Duration) {
+	d.h.out.report(Result{Message: d.m, Outcome: o, Err: err, Elapsed: d.elapsed, Delay: delay})
 }
 
 // call runs h, turning a panic into a *work.PanicError.
@@ -128,8 +134,9 @@ func call(h Handler, ctx context.Context, m *Message) (err error) {
 // heartbeat keeps one message's lease alive by extending it every third of
 // the lease, from receipt until stop.
 type heartbeat struct {
-	r        *run
+	src      *source
 	m        *Message
+	lease    time.Duration
 	every    time.Duration
 	mu       sync.Mutex // held across each Extend, so that stop waits for it
 	timer    *time.Timer
@@ -139,8 +146,8 @@ type heartbeat struct {
 	onLost   context.CancelCauseFunc // cancels the handler, once it runs
 }
 
-func startHeartbeat(r *run, m *Message) *heartbeat {
-	h := &heartbeat{r: r, m: m, every: r.lease / 3, deadline: time.Now().Add(r.lease)}
+func startHeartbeat(src *source, m *Message, lease time.Duration) *heartbeat {
+	h := &heartbeat{src: src, m: m, lease: lease, every: lease / 3, deadline: time.Now().Add(lease)}
 	h.timer = time.AfterFunc(h.every, h.extend)
 	return h
 }
@@ -153,19 +160,19 @@ func (h *heartbeat) extend() {
 	if h.stopped || h.lost != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(h.r.ops, h.every)
-	err := h.r.c.Source.Extend(ctx, h.m, h.r.lease)
+	ctx, cancel := context.WithTimeout(h.src.ops, h.every)
+	err := h.src.Extend(ctx, h.m, h.lease)
 	cancel()
 	if err == nil {
-		h.deadline = time.Now().Add(h.r.lease)
+		h.deadline = time.Now().Add(h.lease)
 		h.timer.Reset(h.every)
 		return
 	}
 	retry := h.every / 4
 	if permanent(err) {
-		h.r.fail(fmt.Errorf("queue: extend message %s: %w", h.m.ID, err))
+		h.src.fail(fmt.Errorf("queue: extend message %s: %w", h.m.ID, err))
 	} else if !errors.Is(err, ErrLeaseLost) && time.Until(h.deadline) > 2*retry {
-		h.r.log.Warn("queue: lease extension failed; retrying", "id", h.m.ID, "err", err)
+		h.src.log.Warn("queue: lease extension failed; retrying", "id", h.m.ID, "err", err)
 		h.timer.Reset(retry)
 		return
 	}

@@ -388,9 +388,9 @@ func (r *run) handleKey(dctx context.Context, d *delivery) func(ctx context.Cont
 // postpone gives d back to the queue, unstarted, for a while.
 func (r *run) postpone(d *delivery) {
 	d.beat.stop()
-	r.nack(d.m, d.delay, "postpone")
+	r.src.nack(d.m, d.delay, "postpone")
 	r.starts.refund()
-	r.c.postponed.Add(1)
+	r.c.n.postponed.Add(1)
 	r.finish()
 }
 
