@@ -152,7 +152,9 @@ type Consumer struct {
 	DrainTimeout time.Duration
 	// AckBatch and AckDelay bound how many acknowledgements are sent
 	// together and how long one waits for others (DefaultAckBatch,
-	// DefaultAckDelay if zero).
+	// DefaultAckDelay if zero). A few batches are sent at once, so that
+	// handlers do not wait for one batch to commit before the next is
+	// sent.
 	AckBatch int
 	AckDelay time.Duration
 	// Logger receives a line for errors talking to the Source and, unless
@@ -163,9 +165,9 @@ type Consumer struct {
 	// OnResult, if set, is called once for every message the consumer
 	// finishes with, instead of the consumer logging the outcome itself:
 	// from the goroutine that handled it, except that a handler's success
-	// is reported from the goroutine that sends acknowledgements, once the
-	// acknowledgement committed (keep OnResult quick: acknowledgements wait
-	// for it). Calls may be concurrent. Every call happens before Run
+	// (or a lease lost at its acknowledgement) is reported from a goroutine
+	// that sends acknowledgements, once the acknowledgement committed (keep
+	// OnResult quick: acknowledgements wait for it). Calls may be concurrent. Every call happens before Run
 	// returns.
 	OnResult func(Result)
 

@@ -87,5 +87,7 @@
 //
 // Success is reported (in Stats, the log and OnResult) only once the
 // message's acknowledgement has committed; a message whose acknowledgement
-// failed is reported as LeaseLost, since it may be delivered again.
+// failed is reported as LeaseLost, since it may be delivered again. When a
+// Source's Ack names the messages of a batch whose lease was lost (with
+// *[LeaseLostError]), only those are; the rest of the batch succeeded.
 package queue
