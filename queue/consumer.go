@@ -410,34 +410,9 @@ func (r *run) receive(ctx context.Context) {
 	defer linger.Stop()
 	for ctx.Err() == nil {
 		capacity := r.capacityNow(capacity) // smaller while the prefetch adapts
-		want := r.free(capacity)
-		if want <= 0 {
-			select {
-			case <-r.freed:
-			case <-ctx.Done():
-			}
+		want := r.room(ctx, capacity, linger)
+		if want == 0 {
 			continue
-		}
-		if want < (capacity+1)/2 {
-			// Quick handlers free their slots one at a time. Wait a moment
-			// for more to free up, so that one Receive fetches several
-			// messages instead of one each.
-			linger.Reset(receiveLinger)
-		wait:
-			for want < (capacity+1)/2 {
-				select {
-				case <-r.freed:
-					want = r.free(capacity)
-				case <-linger.C:
-					break wait
-				case <-ctx.Done():
-					break wait
-				}
-			}
-			linger.Stop()
-			if ctx.Err() != nil {
-				break
-			}
 		}
 		if want = r.starts.allow(ctx, want); want == 0 {
 			continue // ctx ended while waiting for the rate limit
@@ -478,6 +453,39 @@ func (r *run) receive(ctx context.Context) {
 			r.batches <- deliveries
 		}
 	}
+}
+
+// room waits for the consumer to have room for more messages, out of
+// capacity, and returns how many it may receive now, or 0 if it should look
+// again (a slot freed up while it had none, or ctx ended). With fewer than
+// half its slots free, it lingers a moment for more: quick handlers free
+// their slots one at a time, and one Receive should fetch several messages
+// instead of one each.
+func (r *run) room(ctx context.Context, capacity int, linger *time.Timer) int {
+	want := r.free(capacity)
+	if want <= 0 {
+		select {
+		case <-r.freed:
+		case <-ctx.Done():
+		}
+		return 0
+	}
+	if want >= (capacity+1)/2 {
+		return want
+	}
+	linger.Reset(receiveLinger)
+	defer linger.Stop()
+	for want < (capacity+1)/2 {
+		select {
+		case <-r.freed:
+			want = r.free(capacity)
+		case <-linger.C:
+			return want
+		case <-ctx.Done():
+			return 0
+		}
+	}
+	return want
 }
 
 // dispatch starts each received message's handler as a slot frees up, in
