@@ -418,7 +418,7 @@ func (r *run) receive(ctx context.Context) {
 			continue // ctx ended while waiting for the rate limit
 		}
 		held := r.held.Load()
-		msgs, err := r.c.Source.Receive(ctx, want, r.lease)
+		msgs, err := r.src.Receive(ctx, want, r.lease)
 		if err != nil {
 			// A Source may return what it got before the failure, or
 			// before it noticed the stop.
