@@ -95,9 +95,10 @@ type Consumer struct {
 	// Prefetch is how many messages the consumer may hold, leased, beyond
 	// its free handler slots, so that a slot that frees up finds its next
 	// message ready. Zero adapts it: none at first, and more (up to twice
-	// Concurrency, at most DefaultPrefetch) only while handlers finish
-	// during Receive calls, so that slow handlers never make the consumer
-	// hold more than it can start. Negative: none.
+	// Concurrency, at most DefaultPrefetch, or what a Source that is a
+	// PrefetchLimiter allows) only while handlers finish during Receive
+	// calls, so that slow handlers never make the consumer hold more than
+	// it can start. Negative: none.
 	Prefetch int
 	// Lease is how long a received message stays invisible to other
 	// consumers before it must be extended (DefaultLease if zero). A
@@ -358,7 +359,7 @@ func (c *Consumer) newRun(ctx context.Context) *run {
 		starts:      newStartGate(c.RateLimit),
 	}
 	if r.prefetch == 0 {
-		a := newAdaptivePrefetch(r.concurrency)
+		a := newAdaptivePrefetch(c.Source, r.concurrency)
 		r.adaptive, r.prefetch = &a, a.max
 	}
 	r.prefetch = max(r.prefetch, 0)

@@ -12,10 +12,25 @@ package queue
 // costs quick handlers little.
 type adaptivePrefetch struct {
 	n   int // the current prefetch
-	max int // min(2×Concurrency, DefaultPrefetch)
+	max int // min(2×Concurrency, DefaultPrefetch), or the Source's PrefetchLimit
 }
 
-func newAdaptivePrefetch(concurrency int) adaptivePrefetch {
+// PrefetchLimiter is implemented by a Source whose Receive costs more than
+// the default adaptive prefetch assumes. A Consumer whose Prefetch is zero
+// lets its prefetch grow up to PrefetchLimit(concurrency) instead of
+// min(2×concurrency, DefaultPrefetch); it still grows only while handlers
+// finish during Receive calls, so slow handlers hold no more than before.
+// The SQS backend uses it: every SQS request is billed, and a Receive gets
+// at most ten messages, so quick handlers are served best by receives that
+// fill several requests of ten (see the SQS benchmark in benchmarks/).
+type PrefetchLimiter interface {
+	PrefetchLimit(concurrency int) int
+}
+
+func newAdaptivePrefetch(src Source, concurrency int) adaptivePrefetch {
+	if l, ok := src.(PrefetchLimiter); ok {
+		return adaptivePrefetch{max: max(l.PrefetchLimit(concurrency), 0)}
+	}
 	return adaptivePrefetch{max: min(2*concurrency, DefaultPrefetch)}
 }
 

@@ -63,13 +63,16 @@
 // # Requests and throughput
 //
 // SQS bills every request and returns at most ten messages to one. A
-// consumer receives for its free handler slots, so with quick handlers and
-// no queue.Consumer Prefetch it often asks for a few messages at a time.
-// With a Prefetch of a few tens, each Receive asks for more than ten, and
-// the Queue makes one request per ten at once: about 0.2 requests per
-// message (a receive and a batched delete per ten) and several round trips
-// in flight. The benchmarks module measures both against a hand-written
-// consumer.
+// consumer receives for its free handler slots, so without a prefetch quick
+// handlers would make it ask for a few messages at a time. A Queue is a
+// queue.PrefetchLimiter: a Consumer whose Prefetch is zero lets its
+// adaptive prefetch grow up to nine messages per handler (at most 90) while
+// its handlers finish faster than a Receive, so that each Receive asks for
+// several tens and the Queue makes one request per ten at once: about 0.2
+// to 0.3 requests per message (a receive and a batched delete per ten).
+// Slow handlers keep the prefetch at none, so long jobs never hold messages
+// they cannot start. The benchmarks module measures this against a
+// hand-written consumer.
 //
 // A queue that does not exist, and credentials or permissions that SQS
 // refuses, are errors wrapping crew.ErrPermanent: a Consumer stops on them

@@ -84,6 +84,15 @@ func New(client *awssqs.Client, queueURL string, opts ...Option) *Queue {
 // URL returns the queue's URL.
 func (q *Queue) URL() string { return q.url }
 
+// PrefetchLimit bounds the adaptive prefetch of a queue.Consumer whose
+// Prefetch is zero: nine messages per handler, at most 90, so that a
+// consumer of quick handlers receives in requests of ten (see the package
+// documentation's section on requests). It makes Queue a
+// queue.PrefetchLimiter.
+func (q *Queue) PrefetchLimit(concurrency int) int {
+	return min(9*concurrency, 90)
+}
+
 // Close waits for the long polls that a Receive abandoned when its context
 // ended to be answered, and releases what SQS handed them. It returns after
 // at most the WaitTime. The Queue must not be used after Close; the client
