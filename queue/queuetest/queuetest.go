@@ -16,6 +16,10 @@
 // age, long polls that wake on a publish, and that concurrent receivers
 // never share a leased message. Leases are real time: the suite takes a few
 // seconds per backend.
+//
+// A durable backend also runs Crash: consumers in child processes stopped
+// with SIGTERM and SIGKILL while they work, to show that a deploy handles
+// nothing twice and a crash loses nothing.
 package queuetest
 
 import (
