@@ -20,8 +20,8 @@ import (
 var srv *pgtest.Server
 
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(crashChildEnv); spec != "" {
-		os.Exit(crashChild(spec)) // a consumer that TestCrashSafety started
+	if code, ok := crash.Child(); ok {
+		os.Exit(code) // a consumer that TestCrashSafety started
 	}
 	os.Exit(run(m))
 }
