@@ -17,8 +17,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(crashChildEnv); spec != "" {
-		os.Exit(crashChild(spec))
+	if code, ok := crash.Child(); ok {
+		os.Exit(code) // a consumer that TestCrashSafety started
 	}
 	goleak.VerifyTestMain(m)
 }
