@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,94 +24,89 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/crewgo/crew/queue"
+	"github.com/crewgo/crew/queue/queuetest"
 	"github.com/crewgo/crew/queue/sqs"
 )
 
-// The crash tests run this test binary again as a consumer: with
-// crashChildEnv set to "MODE|URL|RECORDS|SEED", TestMain runs crashChild
-// instead of the tests.
-const crashChildEnv = "CREW_SQS_CRASH_CHILD"
+// crash is the crash test's consumer, run in child processes; its argument
+// is the queue's sqs+http URL.
+var crash = queuetest.Crash{
+	Env: "CREW_SQS_CRASH_CHILD",
+	Open: func(ctx context.Context, rawURL string) (queue.Source, func() error, error) {
+		q, err := sqs.Open(ctx, rawURL, sqs.WaitTime(time.Second))
+		if err != nil {
+			return nil, nil, err
+		}
+		return q, q.Close, nil
+	},
+	Concurrency: 4,
+	Lease:       2 * time.Second,
+	Job:         5 * time.Millisecond,
+}
 
-const (
-	crashMessages = 600
-	crashLease    = 2 * time.Second // also how long a killed child's messages stay leased
-)
+// TestCrashSafety runs a consumer in a child process on one SQS queue and
+// stops it while it works: three times with SIGTERM (a deploy), then three
+// times with SIGKILL (a crash), starting another each time, until the
+// queue is empty.
+func TestCrashSafety(t *testing.T) {
+	for _, kv := range server.Env() { // the children's credentials
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	q := newQueue(t)
+	c := crash
+	c.Arg, c.Publish, c.Depth = sqsHTTP(q.URL()), q.PublishBatch, q.Stats
+	c.Messages, c.Children, c.Timeout = 600, 1, 90*time.Second
+	c.Terms, c.Kills = []int{10, 20, 30}, []int{45, 60, 75}
+	c.Run(t)
+}
 
-// crashChild consumes the queue at URL until SIGTERM, appending the ID of
-// each message it handles to RECORDS (synced before the ack). MODE "work"
-// handles each message in 1-10ms with 4 handlers; MODE "poll" has one
-// handler, long polls of 20 seconds and a lease of a minute, and prints
-// "polling" as it sends each. It prints "ready" when it starts receiving, "drained" when the consumer has
-// returned, and exits 0 after a complete drain.
-func crashChild(spec string) int {
+// sqsHTTP returns the crew URL of the emulator's queue at queueURL.
+func sqsHTTP(queueURL string) string {
+	return "sqs+http://" + strings.TrimPrefix(queueURL, "http://") + "?region=us-east-1"
+}
+
+// The long-poll test runs this test binary again as a consumer: with
+// pollChildEnv set to "URL|RECORDS", TestMain runs pollChild instead of
+// the tests.
+const pollChildEnv = "CREW_SQS_POLL_CHILD"
+
+// pollChild consumes the queue at URL until SIGTERM with one handler, long
+// polls of 20 seconds and a lease of a minute, appending the ID of each
+// message it handles to RECORDS. It prints "ready" when it starts
+// receiving, "polling" as it sends each poll, "drained" when the consumer
+// has returned, and exits 0 after a complete drain.
+func pollChild(spec string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	parts := strings.Split(spec, "|")
-	if len(parts) != 4 {
-		fmt.Fprintf(os.Stderr, "crash child: bad spec %q\n", spec)
-		return 2
-	}
-	mode, rawURL, recordsPath := parts[0], parts[1], parts[2]
-	seed, _ := strconv.ParseUint(parts[3], 10, 64)
-	rng := rand.New(rand.NewPCG(seed, uint64(os.Getpid())))
-	var rngMu sync.Mutex
-
-	var q *sqs.Queue
-	var hangUps *hangUpTransport
-	if mode == "poll" {
-		// The default 20-second long polls, through a transport that
-		// keeps a cancelled request open as SQS does.
-		hangUps = &hangUpTransport{}
-		q = sqs.New(clientVia(rawURL, hangUps), "http://"+strings.TrimPrefix(strings.Split(rawURL, "?")[0], "sqs+http://"))
-	} else {
-		var err error
-		q, err = sqs.Open(context.Background(), rawURL, sqs.WaitTime(time.Second))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "crash child:", err)
-			return 2
-		}
-	}
+	rawURL, recordsPath, _ := strings.Cut(spec, "|")
+	// The default 20-second long polls, through a transport that keeps a
+	// cancelled request open as SQS does.
+	hangUps := &hangUpTransport{}
+	q := sqs.New(clientVia(rawURL, hangUps), "http://"+strings.TrimPrefix(strings.Split(rawURL, "?")[0], "sqs+http://"))
 	records, err := os.OpenFile(recordsPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "crash child:", err)
+		fmt.Fprintln(os.Stderr, "poll child:", err)
 		return 2
 	}
 	defer records.Close()
-	var recordMu sync.Mutex
-
 	c := &queue.Consumer{
 		Source:       &announcer{Source: q},
-		Concurrency:  4,
-		Lease:        crashLease,
-		MaxAttempts:  -1, // a SIGKILL costs a delivery; none of that is a failure
+		Concurrency:  1,
+		Lease:        time.Minute,
 		DrainTimeout: 20 * time.Second,
 		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Handler: func(ctx context.Context, m *queue.Message) error {
-			rngMu.Lock()
-			d := time.Millisecond + time.Duration(rng.Int64N(int64(9*time.Millisecond)))
-			rngMu.Unlock()
-			time.Sleep(d) // the job
-			recordMu.Lock()
-			defer recordMu.Unlock()
-			if _, err := records.WriteString(m.ID + "\n"); err != nil {
-				return err
-			}
-			return records.Sync()
+			_, err := records.WriteString(m.ID + "\n")
+			return err
 		},
-	}
-	if mode == "poll" {
-		c.Concurrency, c.Lease = 1, time.Minute
 	}
 	err = c.Run(ctx)
 	fmt.Println("drained")
-	if cerr := q.Close(); err == nil {
-		err = cerr
-	}
-	if hangUps != nil {
-		hangUps.wait() // what a cancelled request got is lost, as on SQS
-	}
+	err = errors.Join(err, q.Close())
+	hangUps.wait() // what a cancelled request got is lost, as on SQS
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "crash child: consumer:", err)
+		fmt.Fprintln(os.Stderr, "poll child: consumer:", err)
 		return 1
 	}
 	return 0
@@ -196,7 +189,7 @@ func (a *announcer) Receive(ctx context.Context, max int, lease time.Duration) (
 	return a.Source.Receive(ctx, max, lease)
 }
 
-// child is one crash child process.
+// child is one poll child process.
 type child struct {
 	cmd     *exec.Cmd
 	stdout  *bufio.Reader
@@ -204,12 +197,11 @@ type child struct {
 	records string
 }
 
-func startChild(t *testing.T, mode, queueURL, records string, seed uint64) *child {
+func startPollChild(t *testing.T, queueURL, records string) *child {
 	t.Helper()
-	raw := "sqs+http://" + strings.TrimPrefix(queueURL, "http://") + "?region=us-east-1"
 	c := &child{records: records}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	c.cmd.Env = append(append(os.Environ(), server.Env()...), fmt.Sprintf("%s=%s|%s|%s|%d", crashChildEnv, mode, raw, records, seed))
+	c.cmd.Env = append(append(os.Environ(), server.Env()...), fmt.Sprintf("%s=%s|%s", pollChildEnv, sqsHTTP(queueURL), records))
 	c.cmd.Stderr = &c.stderr
 	out, err := c.cmd.StdoutPipe()
 	if err != nil {
@@ -239,126 +231,6 @@ func (c *child) line() string {
 	return strings.TrimSuffix(l, "\n")
 }
 
-// TestCrashSafety runs consumers in child processes on one SQS queue and
-// stops them: first with SIGTERM (a deploy), then with SIGKILL (a crash),
-// restarting each time, and finally lets one run until every message has
-// been handled. Each stop comes once a further share of the messages has
-// been handled, plus a random moment, so that it hits work in progress
-// however fast the machine. Every message must be handled at least once;
-// none twice while only SIGTERM stopped the children.
-func TestCrashSafety(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 0))
-	dir := t.TempDir()
-	q := newQueue(t)
-	ctx := t.Context()
-
-	bodies := make([][]byte, crashMessages)
-	for i := range bodies {
-		bodies[i] = []byte(strconv.Itoa(i))
-	}
-	published, err := q.PublishBatch(ctx, bodies)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	deadline := time.Now().Add(90 * time.Second)
-	roundFile := func(n int) string { return filepath.Join(dir, fmt.Sprintf("round-%d.txt", n)) }
-	var rounds [][]string
-	var signals []syscall.Signal
-	// at returns a wait until percent of the messages have been handled,
-	// in the rounds so far and the one running, then for a random moment.
-	at := func(percent int) func() {
-		return func() {
-			for handledIn(t, roundFile, len(rounds)+1) < crashMessages*percent/100 {
-				if time.Now().After(deadline) {
-					t.Fatalf("round %d: only %d messages handled before the deadline", len(rounds), handledIn(t, roundFile, len(rounds)+1))
-				}
-				time.Sleep(10 * time.Millisecond) // polling a condition
-			}
-			time.Sleep(time.Duration(rng.Int64N(int64(50 * time.Millisecond)))) // the random moment to stop at
-		}
-	}
-	run := func(sig syscall.Signal, until func()) {
-		t.Helper()
-		n := len(rounds)
-		c := startChild(t, "work", q.URL(), roundFile(n), seed+uint64(n))
-		until()
-		if err := c.cmd.Process.Signal(sig); err != nil {
-			t.Fatal(err)
-		}
-		go io.Copy(io.Discard, c.stdout)
-		err := c.cmd.Wait()
-		switch {
-		case sig == syscall.SIGTERM && err != nil:
-			t.Fatalf("round %d: the child exited with %v after SIGTERM, want a clean drain; its log:\n%s", n, err, c.stderr.String())
-		case sig == syscall.SIGKILL && !killed(err):
-			t.Fatalf("round %d: the child exited with %v before SIGKILL; its log:\n%s", n, err, c.stderr.String())
-		}
-		rounds = append(rounds, readRecords(t, c.records))
-		signals = append(signals, sig)
-	}
-
-	for _, percent := range []int{10, 20, 30} {
-		run(syscall.SIGTERM, at(percent))
-	}
-	for id, n := range countIDs(rounds) {
-		if n > 1 {
-			t.Errorf("message %s was handled %d times in SIGTERM-only rounds", id, n)
-		}
-	}
-	for _, percent := range []int{45, 60, 75} {
-		run(syscall.SIGKILL, at(percent))
-	}
-	// The last child runs until every message has been handled: a killed
-	// child's messages come back when their leases run out.
-	run(syscall.SIGTERM, at(100))
-
-	counts := countIDs(rounds)
-	total := 0
-	for i, r := range rounds {
-		total += len(r)
-		t.Logf("round %d (%v): handled %d", i, signals[i], len(r))
-	}
-	var missing []string
-	for _, id := range published {
-		if counts[id] == 0 {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
-		t.Errorf("%d messages were never handled, such as %v", len(missing), missing[:min(5, len(missing))])
-	}
-	t.Logf("%d messages, %d handlings, %d handled more than once (after SIGKILL)", len(published), total, total-len(counts))
-	// Nothing is left: not ready, not leased by a drained child.
-	expectEmpty(t, q)
-}
-
-// handledIn counts the distinct messages recorded in the first n rounds'
-// files.
-func handledIn(t *testing.T, file func(round int) string, n int) int {
-	t.Helper()
-	seen := map[string]bool{}
-	for i := range n {
-		for _, id := range readRecords(t, file(i)) {
-			seen[id] = true
-		}
-	}
-	return len(seen)
-}
-
-// countIDs counts how often each message was handled in rounds.
-func countIDs(rounds [][]string) map[string]int {
-	counts := map[string]int{}
-	for _, r := range rounds {
-		for _, id := range r {
-			counts[id]++
-		}
-	}
-	return counts
-}
-
 // TestSIGTERMDuringLongPollStrandsNothing stops a consumer while it waits
 // in a 20-second long poll, then publishes: the poll, abandoned but still
 // open at SQS (see hangUpTransport), receives the message, and the
@@ -366,7 +238,7 @@ func countIDs(rounds [][]string) map[string]int {
 // it leased for its one-minute lease.
 func TestSIGTERMDuringLongPollStrandsNothing(t *testing.T) {
 	q := newQueue(t)
-	c := startChild(t, "poll", q.URL(), filepath.Join(t.TempDir(), "records.txt"), 1)
+	c := startPollChild(t, q.URL(), filepath.Join(t.TempDir(), "records.txt"))
 	if line := c.line(); line != "polling" {
 		t.Fatalf("the child said %q, want polling; its log:\n%s", line, c.stderr.String())
 	}
@@ -398,27 +270,6 @@ func TestSIGTERMDuringLongPollStrandsNothing(t *testing.T) {
 	if err := q.Ack(t.Context(), msgs...); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// expectEmpty checks that no message is ready or leased.
-func expectEmpty(t *testing.T, q *sqs.Queue) {
-	t.Helper()
-	s, err := q.Stats(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Ready+s.Leased+s.Delayed != 0 {
-		t.Errorf("Stats %+v, want nothing ready, leased or delayed", s)
-	}
-}
-
-func killed(err error) bool {
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 // readRecords returns the IDs in a child's records file, ignoring a last

@@ -28,8 +28,11 @@ import (
 var server *sqstest.Server
 
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(crashChildEnv); spec != "" {
-		os.Exit(crashChild(spec)) // a consumer that a crash test started
+	if code, ok := crash.Child(); ok {
+		os.Exit(code) // a consumer that TestCrashSafety started
+	}
+	if spec := os.Getenv(pollChildEnv); spec != "" {
+		os.Exit(pollChild(spec)) // a consumer that a long-poll test started
 	}
 	var err error
 	server, err = sqstest.StartServer()
