@@ -20,7 +20,6 @@ package benchmarks
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -120,27 +119,8 @@ func jetstreamCrew(prefetch, ackBatch int) func(context.Context, natsjs.JetStrea
 }
 
 func jetstreamConsume(ctx context.Context, q *crewjs.Queue, n, prefetch, ackBatch int) error {
-	var handled atomic.Int64
-	all := make(chan struct{})
-	c := &queue.Consumer{
-		Source:      q,
-		Concurrency: queueConcurrency,
-		Prefetch:    prefetch,
-		AckBatch:    ackBatch,
-		Handler: func(ctx context.Context, m *queue.Message) error {
-			if handled.Add(1) == int64(n) {
-				close(all)
-			}
-			return nil
-		},
-		Logger: slog.New(slog.DiscardHandler),
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
-	<-all
-	stop()
-	return <-done
+	c := &queue.Consumer{Source: q, Concurrency: queueConcurrency, Prefetch: prefetch, AckBatch: ackBatch}
+	return consumeN(ctx, c, n)
 }
 
 // jetstreamFloor consumes with nats.go alone: queueConcurrency goroutines,

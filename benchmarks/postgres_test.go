@@ -180,25 +180,8 @@ func pgCrewConsume(b *testing.B, url string, n int) (func() error, func()) {
 		b.Fatal(err)
 	}
 	return func() error {
-		var handled atomic.Int64
-		all := make(chan struct{})
-		c := &queue.Consumer{
-			Source:      q,
-			Concurrency: queueConcurrency,
-			Handler: func(ctx context.Context, m *queue.Message) error {
-				if handled.Add(1) == int64(n) {
-					close(all)
-				}
-				return nil
-			},
-			Logger: slog.New(slog.DiscardHandler),
-		}
-		ctx, stop := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- c.Run(ctx) }()
-		<-all
-		stop()
-		if err := <-done; err != nil {
+		c := &queue.Consumer{Source: q, Concurrency: queueConcurrency}
+		if err := consumeN(context.Background(), c, n); err != nil {
 			return err
 		}
 		s, err := q.Stats(context.Background())

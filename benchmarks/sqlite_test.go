@@ -130,27 +130,8 @@ func crewConsume(b *testing.B, path, sync string, n, prefetch, ackBatch int) (fu
 		}
 	}
 	consume := func() error {
-		var handled atomic.Int64
-		all := make(chan struct{})
-		c := &queue.Consumer{
-			Source:      q,
-			Concurrency: queueConcurrency,
-			Prefetch:    prefetch,
-			AckBatch:    ackBatch,
-			Handler: func(ctx context.Context, m *queue.Message) error {
-				if handled.Add(1) == int64(n) {
-					close(all)
-				}
-				return nil
-			},
-			Logger: slog.New(slog.DiscardHandler),
-		}
-		runCtx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- c.Run(runCtx) }()
-		<-all
-		stop()
-		if err := <-done; err != nil {
+		c := &queue.Consumer{Source: q, Concurrency: queueConcurrency, Prefetch: prefetch, AckBatch: ackBatch}
+		if err := consumeN(ctx, c, n); err != nil {
 			return err
 		}
 		s, err := q.Stats(ctx)

@@ -28,7 +28,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -135,26 +134,8 @@ func sqsFill(b *testing.B, srv *sqstest.Server, client *awssqs.Client, name stri
 func sqsCrew(prefetch int) func(context.Context, *awssqs.Client, string, int) error {
 	return func(ctx context.Context, client *awssqs.Client, url string, n int) error {
 		q := sqs.New(client, url, sqs.WaitTime(sqsPoll))
-		var handled atomic.Int64
-		all := make(chan struct{})
-		c := &queue.Consumer{
-			Source:      q,
-			Concurrency: queueConcurrency,
-			Prefetch:    prefetch,
-			Handler: func(ctx context.Context, m *queue.Message) error {
-				if handled.Add(1) == int64(n) {
-					close(all)
-				}
-				return nil
-			},
-			Logger: slog.New(slog.DiscardHandler),
-		}
-		runCtx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- c.Run(runCtx) }()
-		<-all
-		stop()
-		return errors.Join(<-done, q.Close())
+		c := &queue.Consumer{Source: q, Concurrency: queueConcurrency, Prefetch: prefetch}
+		return errors.Join(consumeN(ctx, c, n), q.Close())
 	}
 }
 
