@@ -24,7 +24,7 @@ var crash = queuetest.Crash{
 	},
 	Concurrency: 2,
 	Lease:       2 * time.Second, // the consumer's AckWait, set by the test
-	Job:         10 * time.Millisecond,
+	Job:         20 * time.Millisecond,
 }
 
 // TestCrashSafety runs three consumer processes on one queue and stops one

@@ -25,7 +25,7 @@ var crash = queuetest.Crash{
 	},
 	Concurrency: 4,
 	Lease:       time.Second,
-	Job:         3 * time.Millisecond,
+	Job:         20 * time.Millisecond,
 }
 
 // TestCrashSafety runs three consumer processes on one queue and stops one

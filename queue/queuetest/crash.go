@@ -63,7 +63,7 @@ type Crash struct {
 	// Children is how many consumers run at once (at least 1).
 	Children int
 	// Terms and Kills are the stops, each the share (percent) of the
-	// messages that must have been handled before a random child is
+	// messages that must have been handled before the busiest child is
 	// stopped, a random moment later, with SIGTERM (Terms, first) or
 	// SIGKILL (Kills, after). Tying each stop to progress makes it hit
 	// work in progress however fast the machine.
@@ -189,8 +189,19 @@ func (c Crash) Run(t *testing.T) {
 			time.Sleep(10 * time.Millisecond) // polling a condition
 		}
 		time.Sleep(time.Duration(rng.Int64N(int64(50 * time.Millisecond)))) // the random moment to stop at
-		i := rng.IntN(len(running))
+		if n := len(countRecords(t, files)); n >= c.Messages {
+			t.Fatalf("every message was handled before the stop at %d%%, which would prove nothing: make Job longer", percent)
+		}
+		// The busiest child, so that the stop hits work in progress even
+		// when one consumer takes most of the messages.
+		i, most := 0, -1
+		for j, ch := range running {
+			if n := len(countRecords(t, []string{ch.records})); n > most {
+				i, most = j, n
+			}
+		}
 		running[i].stop(t, sig)
+		t.Logf("%v at %d%%: the consumer stopped had handled %d", sig, percent, most)
 		running[i] = start()
 	}
 	for _, p := range c.Terms {
