@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/crewgo/crew/queue"
 	"github.com/crewgo/crew/queue/queueurl"
@@ -133,6 +134,27 @@ func (e *URLError) Error() string { return e.Msg }
 // reject its URL with.
 func BadURL(format string, args ...any) error {
 	return &URLError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// NamedParam returns value, the value of the query parameter name of u,
+// or a *URLError if it is empty: for parameters that name something, such as
+// queue or schema.
+func NamedParam(u *url.URL, name, value string) (string, error) {
+	if value == "" {
+		return "", BadURL("queue URL %q: the %s name must not be empty", u.Redacted(), name)
+	}
+	return value, nil
+}
+
+// DurationParam parses value, the value of the query parameter name of u,
+// as a duration of at least 1ms, or returns a *URLError that gives example
+// (such as "5s").
+func DurationParam(u *url.URL, name, value, example string) (time.Duration, error) {
+	d, err := time.ParseDuration(value)
+	if err != nil || d < time.Millisecond {
+		return 0, BadURL("queue URL %q: %s must be a duration of at least 1ms, such as %s, not %q", u.Redacted(), name, example, value)
+	}
+	return d, nil
 }
 
 // Open parses rawURL strictly and opens the queue it names with the

@@ -27,7 +27,6 @@ import (
 	"maps"
 	"net/url"
 	"slices"
-	"time"
 
 	"github.com/crewgo/crew/cmd/crew/internal/backend"
 	"github.com/crewgo/crew/queue"
@@ -91,26 +90,24 @@ func connString(u *url.URL, params map[string]string) string {
 }
 
 // options reads crew's own parameters.
-func options(u *url.URL, params map[string]string) (string, []postgres.Option, error) {
-	name := DefaultQueue
-	var opts []postgres.Option
+func options(u *url.URL, params map[string]string) (name string, opts []postgres.Option, err error) {
+	name = DefaultQueue
 	for _, k := range slices.Sorted(maps.Keys(params)) {
 		v := params[k]
 		switch k {
 		case "queue":
-			if v == "" {
-				return "", nil, backend.BadURL("queue URL %q: the queue name must not be empty", u.Redacted())
+			if name, err = backend.NamedParam(u, k, v); err != nil {
+				return "", nil, err
 			}
-			name = v
 		case "schema":
-			if v == "" {
-				return "", nil, backend.BadURL("queue URL %q: the schema name must not be empty", u.Redacted())
+			if _, err := backend.NamedParam(u, k, v); err != nil {
+				return "", nil, err
 			}
 			opts = append(opts, postgres.Schema(v))
 		case "poll_interval":
-			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Millisecond {
-				return "", nil, backend.BadURL("queue URL %q: poll_interval must be a duration of at least 1ms, such as 250ms, not %q", u.Redacted(), v)
+			d, err := backend.DurationParam(u, k, v, "250ms")
+			if err != nil {
+				return "", nil, err
 			}
 			opts = append(opts, postgres.PollInterval(d))
 		}

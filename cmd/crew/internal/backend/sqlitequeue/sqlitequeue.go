@@ -26,7 +26,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/crewgo/crew/cmd/crew/internal/backend"
 	"github.com/crewgo/crew/queue"
@@ -69,26 +68,24 @@ func Open(_ context.Context, r backend.Request) (backend.Backend, error) {
 }
 
 // options reads the query parameters into a queue name and Open's options.
-func options(u *url.URL, params map[string]string) (string, []sqlite.Option, error) {
-	name := DefaultQueue
-	var opts []sqlite.Option
+func options(u *url.URL, params map[string]string) (name string, opts []sqlite.Option, err error) {
+	name = DefaultQueue
 	for _, k := range slices.Sorted(maps.Keys(params)) {
 		v := params[k]
 		switch k {
 		case "queue":
-			if v == "" {
-				return "", nil, backend.BadURL("queue URL %q: the queue name must not be empty", u.Redacted())
+			if name, err = backend.NamedParam(u, k, v); err != nil {
+				return "", nil, err
 			}
-			name = v
 		case "synchronous":
 			if m := strings.ToUpper(v); m != "FULL" && m != "NORMAL" {
 				return "", nil, backend.BadURL("queue URL %q: synchronous must be FULL or NORMAL, not %q", u.Redacted(), v)
 			}
 			opts = append(opts, sqlite.Synchronous(v))
 		case "busy_timeout", "poll_interval":
-			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Millisecond {
-				return "", nil, backend.BadURL("queue URL %q: %s must be a duration of at least 1ms, such as 5s, not %q", u.Redacted(), k, v)
+			d, err := backend.DurationParam(u, k, v, "5s")
+			if err != nil {
+				return "", nil, err
 			}
 			if k == "busy_timeout" {
 				opts = append(opts, sqlite.BusyTimeout(d))
