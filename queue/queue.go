@@ -47,6 +47,16 @@ type Message struct {
 	// later one, including redeliveries after a lease expired under a worker
 	// that crashed.
 	Attempt int
+	// FirstReceived is when the message was first received: when its
+	// first lease began. It is the same on every later delivery, so
+	// time.Since(m.FirstReceived) tells how long the message has been
+	// worked on, retries and their waits included. It is the zero Time
+	// when the Source cannot know it: queue/jetstream sets it only on a
+	// message's first delivery (JetStream keeps no time of first
+	// delivery), and a message that an older version of a store had
+	// already received before the store recorded the time has none.
+	// Redriving a dead letter starts it over, as it does Attempt.
+	FirstReceived time.Time
 	// Receipt identifies the lease under which this copy was received. It
 	// belongs to the Source that set it: handlers must not change it.
 	Receipt any
@@ -56,6 +66,10 @@ type Message struct {
 // for concurrent use. Package memqueue and the module queue/sqlite implement
 // it, and package queuetest checks an implementation against the semantics
 // below.
+//
+// A Source that can tell when a message was first received sets each
+// Message's FirstReceived, the same on every delivery of the message; one
+// that cannot leaves it zero.
 //
 // A Source tells an error that will never clear from one that may: a
 // corrupt or read-only store, a full disk, bad credentials, a queue that

@@ -53,6 +53,7 @@ type entry struct {
 	attributes map[string]string
 	priority   int
 	attempts   int
+	firstRecv  time.Time // when its first lease began; zero until then
 	state      state
 	visibleAt  time.Time
 	receipt    uint64 // of the latest delivery; 0 when none is valid
@@ -139,8 +140,8 @@ func (q *Queue) promoteLocked(now time.Time) time.Time {
 
 // Receive waits until a message is ready, or ctx ends, and returns up to max
 // ready messages (highest priority first, then oldest), each leased for
-// lease and with its Attempt counted. It returns ctx's cause if ctx ends
-// while it waits.
+// lease and with its Attempt counted; a message's first lease sets its
+// FirstReceived. It returns ctx's cause if ctx ends while it waits.
 func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*queue.Message, error) {
 	if max < 1 {
 		return nil, fmt.Errorf("memqueue: Receive(max=%d): max must be at least 1", max)
@@ -168,6 +169,9 @@ func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*q
 				q.receipts++
 				e.receipt = q.receipts
 				e.attempts++
+				if e.attempts == 1 {
+					e.firstRecv = now
+				}
 				e.state = stateLeased
 				e.visibleAt = now.Add(lease)
 				heap.Push(q.waiting, e)
@@ -198,11 +202,12 @@ func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*q
 
 func (e *entry) message() *queue.Message {
 	return &queue.Message{
-		ID:         e.id,
-		Body:       slices.Clone(e.body),
-		Attributes: maps.Clone(e.attributes),
-		Attempt:    e.attempts,
-		Receipt:    e.receipt,
+		ID:            e.id,
+		Body:          slices.Clone(e.body),
+		Attributes:    maps.Clone(e.attributes),
+		Attempt:       e.attempts,
+		FirstReceived: e.firstRecv,
+		Receipt:       e.receipt,
 	}
 }
 
@@ -333,8 +338,8 @@ func (q *Queue) Dead() []DeadMessage {
 }
 
 // Redrive puts the dead letters with the given IDs (all of them if none is
-// given) back in the queue, ready, with their attempts reset, and returns
-// how many it moved.
+// given) back in the queue, ready, with their attempts and FirstReceived
+// reset, and returns how many it moved.
 func (q *Queue) Redrive(ids ...string) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -52,3 +52,23 @@ func TestRedriveKeepsPriorityAndResetsAttempts(t *testing.T) {
 		t.Errorf("redriven message's Attempt = %d, want 1", msgs[0].Attempt)
 	}
 }
+
+func TestDeadLetterKeepsFirstReceivedAndRedriveStartsItOver(t *testing.T) {
+	ctx := context.Background()
+	q := memqueue.New()
+	id, _ := q.Publish(ctx, []byte("x"))
+	msgs, _ := q.Receive(ctx, 1, time.Minute)
+	first := msgs[0].FirstReceived
+	if err := q.DeadLetter(ctx, msgs[0], errors.New("boom")); err != nil {
+		t.Fatal(err)
+	}
+	if dead := q.Dead(); len(dead) != 1 || !dead[0].Message.FirstReceived.Equal(first) {
+		t.Fatalf("Dead = %+v, want message %s first received at %v", dead, id, first)
+	}
+	q.Redrive()
+	before := time.Now()
+	msgs, _ = q.Receive(ctx, 1, time.Minute)
+	if got := msgs[0].FirstReceived; got.Before(before) {
+		t.Errorf("the redriven message's FirstReceived = %v, want a new one, not before %v", got, before)
+	}
+}
