@@ -26,10 +26,11 @@ func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 				return context.Cause(ctx) // a long listing stops when ctx ends
 			}
 			m := &queue.Message{
-				ID:         strconv.FormatInt(int64Value(vals[0]), 10),
-				Body:       bytesValue(vals[1]),
-				Attributes: decodeAttributes(bytesValue(vals[2])),
-				Attempt:    int(int64Value(vals[3])),
+				ID:            strconv.FormatInt(int64Value(vals[0]), 10),
+				Body:          bytesValue(vals[1]),
+				Attributes:    decodeAttributes(bytesValue(vals[2])),
+				Attempt:       int(int64Value(vals[3])),
+				FirstReceived: receivedAt(int64Value(vals[6])),
 			}
 			if m.Body == nil {
 				m.Body = []byte{}

@@ -95,7 +95,10 @@
 // than this package knows. Nothing else creates or drops a table. Files
 // written by earlier versions, which kept ready messages in the messages
 // table (version 1) or in a table per queue and priority (version 2), are
-// migrated with their messages, leases and receipts. Stop the processes of
+// migrated with their messages, leases and receipts. Version 4 records
+// when each message was first received (Message.FirstReceived); a message
+// that a file of an earlier version had already delivered has no such
+// time, and its FirstReceived stays zero. Stop the processes of
 // version 2 before a later one opens their file: their statements name
 // tables that the migration drops, and fail.
 //

@@ -73,6 +73,14 @@ var migrations = []migration{
 		PRIMARY KEY (queue, priority DESC, id)
 	) STRICT, WITHOUT ROWID;`,
 		then: moveLanesToReady},
+
+	// 4: when each message was first received (its first lease began),
+	// in Unix milliseconds, or notReceived (2^40, a moment long past)
+	// for a message never received, or received before the file had the
+	// column. notReceived takes as many bytes in a row as a time, so
+	// that the first lease rewrites its row in place (see schema.go).
+	{sql: `ALTER TABLE ready ADD COLUMN first_received INTEGER NOT NULL DEFAULT 1099511627776;
+	ALTER TABLE messages ADD COLUMN first_received INTEGER NOT NULL DEFAULT 1099511627776;`},
 }
 
 // A migration runs its SQL, then its then function, if any.

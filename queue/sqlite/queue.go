@@ -127,6 +127,15 @@ func (q *Queue) notify() {
 
 func now() int64 { return time.Now().UnixMilli() }
 
+// receivedAt reads the first_received column: the zero Time for
+// notReceived.
+func receivedAt(ms int64) time.Time {
+	if ms == notReceived {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
 // decodeAttributes reads the attributes column. Publish writes it as a
 // JSON object; a value that does not decode (something else wrote it)
 // reads as no attributes rather than failing the Receive, which, as the
@@ -310,20 +319,27 @@ func (q *Queue) Receive(ctx context.Context, max int, lease time.Duration) ([]*q
 // leased is one row that lease took, in the order Receive returns them.
 type leased struct {
 	priority, id, attempts int64
+	firstReceived          int64 // Unix milliseconds, or notReceived
 	body, attrs            []byte
 }
 
-// find reads up to limit ready messages, in the order Receive takes them.
+// find reads up to limit ready messages, in the order Receive takes them,
+// as a lease at t would leave them.
 func find(w *writer, qid, t int64, limit int) ([]leased, error) {
 	var rows []leased
 	err := w.query(sqlReady, []any{qid, t}, func(vals []driver.Value) error {
-		rows = append(rows, leased{
-			priority: int64Value(vals[0]),
-			id:       int64Value(vals[1]),
-			attempts: int64Value(vals[2]) + 1,
-			body:     bytesValue(vals[3]),
-			attrs:    bytesValue(vals[4]),
-		})
+		rw := leased{
+			priority:      int64Value(vals[0]),
+			id:            int64Value(vals[1]),
+			attempts:      int64Value(vals[2]) + 1,
+			body:          bytesValue(vals[3]),
+			attrs:         bytesValue(vals[4]),
+			firstReceived: int64Value(vals[5]),
+		}
+		if rw.attempts == 1 {
+			rw.firstReceived = t
+		}
+		rows = append(rows, rw)
 		if len(rows) == limit {
 			return errStop
 		}
@@ -332,17 +348,17 @@ func find(w *writer, qid, t int64, limit int) ([]leased, error) {
 	return rows, err
 }
 
-// markLeased leases the rows until leaseEnd with token, counting one more
-// attempt, in statements of one priority each (see sqlMarkLeased).
-func markLeased(w *writer, qid int64, rows []leased, token, leaseEnd int64) error {
-	args := make([]any, 0, 4+maxLeaseList)
+// markLeased leases the rows at t until leaseEnd with token, counting one
+// more attempt, in statements of one priority each (see sqlMarkLeased).
+func markLeased(w *writer, qid int64, rows []leased, token, t, leaseEnd int64) error {
+	args := make([]any, 0, 5+maxLeaseList)
 	for len(rows) > 0 {
 		same := 1
 		for same < len(rows) && rows[same].priority == rows[0].priority {
 			same++
 		}
 		n := leaseListLen(same)
-		args = append(args[:0], qid, rows[0].priority, leaseEnd, token)
+		args = append(args[:0], qid, rows[0].priority, leaseEnd, token, t)
 		for _, rw := range rows[:n] {
 			args = append(args, rw.id)
 		}
@@ -406,7 +422,7 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 		case err != nil:
 			return err
 		case len(rows) > 0:
-			return markLeased(w, qid, rows, token, after(t, lease))
+			return markLeased(w, qid, rows, token, t, after(t, lease))
 		}
 		next, err = nextDue(w, qid, t)
 		return err
@@ -418,11 +434,12 @@ func (q *Queue) lease(ctx context.Context, max int, lease time.Duration) (msgs [
 	msgs = make([]*queue.Message, len(rows))
 	for i, rw := range rows {
 		m := &queue.Message{
-			ID:         strconv.FormatInt(rw.id, 10),
-			Attempt:    int(rw.attempts),
-			Body:       rw.body,
-			Attributes: decodeAttributes(rw.attrs),
-			Receipt:    receipt{token: token, queue: qid, priority: rw.priority},
+			ID:            strconv.FormatInt(rw.id, 10),
+			Attempt:       int(rw.attempts),
+			FirstReceived: receivedAt(rw.firstReceived),
+			Body:          rw.body,
+			Attributes:    decodeAttributes(rw.attrs),
+			Receipt:       receipt{token: token, queue: qid, priority: rw.priority},
 		}
 		if m.Body == nil {
 			m.Body = []byte{}

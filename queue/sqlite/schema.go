@@ -35,6 +35,13 @@ const (
 	noReceipt = "-4611686018427387904"
 )
 
+// notReceived is what first_received holds for a message that was never
+// received (or was received before the file had the column), as a
+// number: the default that migration 4 gave the column. Like notLeased,
+// it is as wide as a time, so that the first lease, which sets the
+// column, rewrites the row in place.
+const notReceived = 1 << 40
+
 // The statements. Parameters are numbered so that each can be read next to
 // its query; ?1 is the queue's row ID unless said otherwise. The set of
 // statement texts is fixed, which keeps each connection's cache of
@@ -63,15 +70,15 @@ const (
 	// file published or released (state 0) go with them, once no lease
 	// holds them.
 	sqlDue     = `queue = ?1 AND (state = 1 AND ready_at <= ?2 OR state = 0 AND lease_until <= ?2)`
-	sqlPromote = `INSERT INTO ready (queue, priority, id, lease_until, receipt, attempts, body, attributes, created_at)
-		SELECT queue, priority, id, ` + notLeased + `, ` + noReceipt + `, attempts, body, attributes, created_at
+	sqlPromote = `INSERT INTO ready (queue, priority, id, lease_until, receipt, attempts, body, attributes, created_at, first_received)
+		SELECT queue, priority, id, ` + notLeased + `, ` + noReceipt + `, attempts, body, attributes, created_at, first_received
 		FROM messages WHERE ` + sqlDue
 	sqlPromoted = `DELETE FROM messages WHERE ` + sqlDue
 
 	// ?2 now: the messages Receive may lease, in the order it takes them.
 	// Receive stops reading once it has enough, then leases them with
 	// sqlMarkLeased.
-	sqlReady = `SELECT priority, id, attempts, body, attributes FROM ready
+	sqlReady = `SELECT priority, id, attempts, body, attributes, first_received FROM ready
 		WHERE queue = ?1 AND lease_until <= ?2 ORDER BY priority DESC, id`
 	// When the next delayed message becomes ready, and when the next
 	// lease ends (nothing is ready when these run); ?2 now.
@@ -90,13 +97,13 @@ const (
 	// Nack with a delay, and DeadLetter: copy the message to messages,
 	// then sqlLeaveReady deletes it from ready. ?5 state, ?6 ready_at,
 	// ?7 dead_reason.
-	sqlSetAside = `INSERT INTO messages (id, queue, priority, state, ready_at, dead_reason, attempts, body, attributes, created_at)
-		SELECT id, queue, priority, ?5, ?6, ?7, attempts, body, attributes, created_at FROM ready
+	sqlSetAside = `INSERT INTO messages (id, queue, priority, state, ready_at, dead_reason, attempts, body, attributes, created_at, first_received)
+		SELECT id, queue, priority, ?5, ?6, ?7, attempts, body, attributes, created_at, first_received FROM ready
 		WHERE queue = ?1 AND priority = ?2 AND id = ?3 AND receipt = ?4`
 	sqlLeaveReady = `DELETE FROM ready WHERE queue = ?1 AND priority = ?2 AND id = ?3`
 
 	// Redrive: the queue's dead letters, or with sqlOneID the one whose ID
-	// is ?2, back to ready with no attempts.
+	// is ?2, back to ready with no attempts, and so never received.
 	sqlRedrive = `INSERT INTO ready (queue, priority, id, lease_until, receipt, attempts, body, attributes, created_at)
 		SELECT queue, priority, id, ` + notLeased + `, ` + noReceipt + `, 0, body, attributes, created_at FROM messages
 		WHERE queue = ?1 AND state = 2`
@@ -118,23 +125,25 @@ const (
 		WHERE EXISTS (SELECT 1 FROM ready WHERE queue = q.id) OR EXISTS (SELECT 1 FROM messages WHERE queue = q.id)
 		ORDER BY name`
 	// ?1 queue name.
-	sqlDead = `SELECT m.id, body, attributes, attempts, dead_reason, ready_at FROM messages m, queues q
+	sqlDead = `SELECT m.id, body, attributes, attempts, dead_reason, ready_at, first_received FROM messages m, queues q
 		WHERE q.name = ?1 AND m.queue = q.id AND state = 2 ORDER BY ready_at, m.id`
 )
 
 // sqlMarkLeased[n], for n a power of two up to maxLeaseList, leases n
-// messages of one priority: ?2 priority, ?3 lease end, ?4 receipt, then
+// messages of one priority: ?2 priority, ?3 lease end, ?4 receipt, ?5 now
+// (the first lease of a message records it as first_received), then
 // their IDs. Updating a list of rows in one statement costs much less than
 // a statement per row; lists of other lengths are leased in pieces whose
 // lengths are powers of two, which keeps the set of statements small.
 var sqlMarkLeased = func() map[int]string {
 	m := make(map[int]string)
-	ids := "?5"
+	ids := "?6"
 	for n := 1; n <= maxLeaseList; n *= 2 {
-		m[n] = `UPDATE ready SET lease_until = ?3, receipt = ?4, attempts = attempts + 1
+		m[n] = `UPDATE ready SET lease_until = ?3, receipt = ?4, attempts = attempts + 1,
+			first_received = iif(attempts = 0, ?5, first_received)
 			WHERE queue = ?1 AND priority = ?2 AND id IN (` + ids + `)`
 		for i := n + 1; i <= 2*n; i++ {
-			ids += ", ?" + strconv.Itoa(4+i)
+			ids += ", ?" + strconv.Itoa(5+i)
 		}
 	}
 	return m

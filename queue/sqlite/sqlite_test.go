@@ -279,6 +279,40 @@ func TestRedriveMakesDeadLettersReadyWithAttemptsReset(t *testing.T) {
 	}
 }
 
+// A Nack with a delay and a dead letter move a message out of the ready
+// table and back (or not): its first-received time goes with it, and a
+// Redrive starts it over.
+func TestFirstReceivedSurvivesADelayAndADeadLetter(t *testing.T) {
+	q := openDB(t).Queue("q")
+	ctx := t.Context()
+	publishN(t, q, 1)
+	first := receiveN(t, q, 1, time.Minute)[0]
+	if first.FirstReceived.IsZero() {
+		t.Fatal("FirstReceived is zero on the first delivery")
+	}
+	if err := q.Nack(ctx, first, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	again := receiveN(t, q, 1, time.Minute)[0] // once the delay is over
+	if !again.FirstReceived.Equal(first.FirstReceived) {
+		t.Errorf("FirstReceived = %v after a delayed Nack, want %v", again.FirstReceived, first.FirstReceived)
+	}
+	if err := q.DeadLetter(ctx, again, errors.New("no")); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := q.Dead(ctx)
+	if err != nil || len(dead) != 1 || !dead[0].Message.FirstReceived.Equal(first.FirstReceived) {
+		t.Fatalf("Dead = %+v, %v; want the message, first received at %v", dead, err, first.FirstReceived)
+	}
+	if _, err := q.Redrive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	redriven := receiveN(t, q, 1, time.Minute)[0]
+	if !redriven.FirstReceived.After(first.FirstReceived) {
+		t.Errorf("FirstReceived = %v after Redrive, want a new time, after %v", redriven.FirstReceived, first.FirstReceived)
+	}
+}
+
 func TestPurgeDeletesOnlyDeadLetters(t *testing.T) {
 	db := openDB(t)
 	q, other := db.Queue("q"), db.Queue("other")

@@ -205,7 +205,8 @@ func TestAWriteWaitingItsTurnHonoursItsContext(t *testing.T) {
 }
 
 // writeOldFile creates at path a file of an earlier schema version, with
-// that version's DDL, holding what stmts insert.
+// that version's DDL (the migrations up to it, run on an empty file),
+// holding what stmts insert.
 func writeOldFile(t *testing.T, path string, version int, stmts ...string) {
 	t.Helper()
 	old, err := openConn("file:" + path + "?_journal_mode=WAL")
@@ -214,7 +215,11 @@ func writeOldFile(t *testing.T, path string, version int, stmts ...string) {
 	}
 	err = old.tx("BEGIN IMMEDIATE", func() error {
 		for _, m := range migrations[:version] {
-			if err := old.script(m.sql); err != nil {
+			err := old.script(m.sql)
+			if err == nil && m.then != nil {
+				err = m.then(old)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -256,10 +261,12 @@ func openMigrated(t *testing.T, path string) *DB {
 }
 
 // checkMigrated checks the messages of the files that
-// TestAVersion1FileIsMigrated and TestAVersion2FileIsMigrated write, in
-// queue q: 1 and 2 ready (2 of priority 5), 3 leased with receipt 77, 4
-// delayed until long ago after 2 attempts, 5 dead, and, in queue other, 6
-// ready; and that a new message gets ID next.
+// TestAVersion1FileIsMigrated, TestAVersion2FileIsMigrated and
+// TestAVersion3FileIsMigrated write, in queue q: 1 and 2 ready (2 of
+// priority 5), 3 leased with receipt 77, 4 delayed until long ago after 2
+// attempts, 5 dead, and, in queue other, 6 ready; and that a new message
+// gets ID next. Messages received before the migration have no
+// FirstReceived; the others get theirs at their first lease.
 func checkMigrated(t *testing.T, db *DB, next string) {
 	t.Helper()
 	ctx := t.Context()
@@ -267,12 +274,21 @@ func checkMigrated(t *testing.T, db *DB, next string) {
 	if s, err := q.Stats(ctx); err != nil || s != (Stats{Ready: 3, Leased: 1, Dead: 1}) {
 		t.Fatalf("Stats = %+v, %v; want 3 ready (one due), 1 leased, 1 dead", s, err)
 	}
+	before := time.Now().Truncate(time.Millisecond)
 	msgs, got := receiveIDs(t, q, 10, time.Minute)
 	if want := []string{"2", "1", "4"}; !slices.Equal(got, want) {
 		t.Fatalf("Receive = %v, want %v: by priority, then ID, the leased one left alone", got, want)
 	}
 	if msgs[2].Attempt != 3 {
 		t.Errorf("the delayed message's Attempt = %d, want 3", msgs[2].Attempt)
+	}
+	for _, m := range msgs[:2] {
+		if m.FirstReceived.Before(before) || m.FirstReceived.After(time.Now()) {
+			t.Errorf("message %s, never received before, has FirstReceived %v, want the time of this Receive", m.ID, m.FirstReceived)
+		}
+	}
+	if !msgs[2].FirstReceived.IsZero() {
+		t.Errorf("message 4, received before the migration, has FirstReceived %v, want zero", msgs[2].FirstReceived)
 	}
 	if err := q.Ack(ctx, msgs...); err != nil {
 		t.Fatal(err)
@@ -282,14 +298,14 @@ func checkMigrated(t *testing.T, db *DB, next string) {
 		t.Errorf("Extend with the lease's receipt = %v", err)
 	}
 	dead, err := q.Dead(ctx)
-	if err != nil || len(dead) != 1 || dead[0].Message.ID != "5" || dead[0].Reason != "it failed" {
-		t.Fatalf("Dead = %+v, %v", dead, err)
+	if err != nil || len(dead) != 1 || dead[0].Message.ID != "5" || dead[0].Reason != "it failed" || !dead[0].Message.FirstReceived.IsZero() {
+		t.Fatalf("Dead = %+v, %v; want message 5, with no FirstReceived", dead, err)
 	}
 	if n, err := q.Redrive(ctx); err != nil || n != 1 {
 		t.Fatalf("Redrive = %d, %v", n, err)
 	}
-	if _, got := receiveIDs(t, q, 10, time.Minute); !slices.Equal(got, []string{"5"}) {
-		t.Fatalf("Receive after Redrive = %v, want [5]", got)
+	if msgs, got := receiveIDs(t, q, 10, time.Minute); !slices.Equal(got, []string{"5"}) || msgs[0].FirstReceived.IsZero() {
+		t.Fatalf("Receive after Redrive = %v (%v), want [5], received for the first time again", got, msgs)
 	}
 	if ids := publishIDs(t, q, 1); ids[0] != next {
 		t.Errorf("a new message got ID %s, want %s, after every ID the file used", ids[0], next)
@@ -347,6 +363,27 @@ func TestAVersion2FileIsMigrated(t *testing.T) {
 			(3, `+leaseEnd+`, 77, 1, x'03', NULL, 0)`,
 		`INSERT INTO lane_2 VALUES (2, `+notLeased+`, `+noReceipt+`, 0, x'02', NULL, 0)`,
 		`INSERT INTO lane_3 VALUES (6, `+notLeased+`, `+noReceipt+`, 0, x'06', NULL, 0)`,
+		`INSERT INTO messages (id, queue, state, priority, ready_at, lease_until, attempts, receipt, body, created_at, dead_reason) VALUES
+			(4, 1, 1, 0, 1, `+notLeased+`, 2, `+noReceipt+`, x'04', 0, NULL),
+			(5, 1, 2, 0, 1, `+notLeased+`, 3, `+noReceipt+`, x'05', 0, 'it failed')`,
+		`UPDATE sqlite_sequence SET seq = 9 WHERE name = 'messages'`)
+	checkMigrated(t, openMigrated(t, path), "10")
+}
+
+// A file of schema version 3 keeps every message the same way; its
+// messages get a first-received time at their first lease after the
+// migration, and those already received have none.
+func TestAVersion3FileIsMigrated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	leaseEnd := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	const notLeased, noReceipt = "1099511627776", "-4611686018427387904"
+	writeOldFile(t, path, 3,
+		`INSERT INTO queues (id, name) VALUES (1, 'q'), (2, 'other')`,
+		`INSERT INTO ready (queue, priority, id, lease_until, receipt, attempts, body, attributes, created_at) VALUES
+			(1, 0, 1, `+notLeased+`, `+noReceipt+`, 0, x'01', NULL, 0),
+			(1, 5, 2, `+notLeased+`, `+noReceipt+`, 0, x'02', NULL, 0),
+			(1, 0, 3, `+leaseEnd+`, 77, 1, x'03', NULL, 0),
+			(2, 0, 6, `+notLeased+`, `+noReceipt+`, 0, x'06', NULL, 0)`,
 		`INSERT INTO messages (id, queue, state, priority, ready_at, lease_until, attempts, receipt, body, created_at, dead_reason) VALUES
 			(4, 1, 1, 0, 1, `+notLeased+`, 2, `+noReceipt+`, x'04', 0, NULL),
 			(5, 1, 2, 0, 1, `+notLeased+`, 3, `+noReceipt+`, x'05', 0, 'it failed')`,
@@ -471,6 +508,9 @@ func TestUnleasedValuesAreAsWideAsALeasesValues(t *testing.T) {
 	lease := time.Now().AddDate(1, 0, 0).UnixMilli()
 	if got, want := intWidth(notLeasedV), intWidth(lease); got != want {
 		t.Errorf("notLeased takes %d bytes, a lease end %d", got, want)
+	}
+	if got, want := intWidth(notReceived), intWidth(now()); got != want || notReceived >= now() {
+		t.Errorf("notReceived (%d) takes %d bytes, a time %d; it must be as wide, and in the past", notReceived, got, want)
 	}
 	for range 100 {
 		token := newToken()
