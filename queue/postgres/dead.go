@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -23,9 +24,13 @@ func (q *Queue) Dead(ctx context.Context) ([]DeadMessage, error) {
 	rows, _ := q.db.pool.Query(ctx, q.db.sql.dead, q.name)
 	dead, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeadMessage, error) {
 		var id int64
+		var first *time.Time
 		d := DeadMessage{Message: &queue.Message{}}
-		err := r.Scan(&id, &d.Message.Body, &d.Message.Attributes, &d.Message.Attempt, &d.Reason, &d.At)
+		err := r.Scan(&id, &d.Message.Body, &d.Message.Attributes, &d.Message.Attempt, &d.Reason, &d.At, &first)
 		d.Message.ID = strconv.FormatInt(id, 10)
+		if first != nil {
+			d.Message.FirstReceived = *first
+		}
 		return d, err
 	})
 	if err != nil {

@@ -42,6 +42,8 @@
 // statement. Dead letters stay in the table, with their reason and time,
 // until [Queue.Redrive] or [Queue.Purge]. Lease and delay times are read
 // from the database server's clock, so the workers' clocks do not matter.
+// So is Message.FirstReceived, which the first lease of a message records
+// and every later delivery repeats.
 //
 // Message IDs are decimal numbers, unique within the schema and never
 // reused. Queues need no creating: a queue exists while it holds a message
@@ -79,7 +81,9 @@
 // for Receive and one for dead letters. Open and New create the schema or
 // bring it up to date, under an advisory lock so that processes that start
 // together neither fail nor migrate twice, and refuse a schema written by
-// a newer version of this package. Nothing else runs DDL.
+// a newer version of this package. Nothing else runs DDL. Version 2 adds
+// the time each message was first received; messages that an older
+// version had already delivered have none (their FirstReceived is zero).
 //
 // # Comparisons
 //

@@ -358,3 +358,92 @@ func TestReceiveWalksTheIndexOfATableThePlannerThinksEmpty(t *testing.T) {
 		t.Errorf("receiving 5 messages of %d read %d entries of the receive index: the plan did not walk it in order", n, read)
 	}
 }
+
+// schemaV1 is the DDL of version 1 of the schema, {schema} standing for
+// the schema's quoted name, with its migrations table.
+const schemaV1 = `CREATE SCHEMA {schema};
+	CREATE TABLE {schema}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+	INSERT INTO {schema}.migrations (version) VALUES (1);
+	CREATE TABLE {schema}.messages (
+		id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+		queue       text        NOT NULL,
+		state       smallint    NOT NULL DEFAULT 0 CHECK (state IN (0, 2)),
+		priority    integer     NOT NULL DEFAULT 0,
+		ready_at    timestamptz NOT NULL DEFAULT now(),
+		receipt     bigint,
+		attempts    integer     NOT NULL DEFAULT 0,
+		body        bytea       NOT NULL,
+		attributes  jsonb,
+		dead_at     timestamptz,
+		dead_reason text
+	) WITH (fillfactor = 90);
+	CREATE INDEX messages_ready ON {schema}.messages (queue, priority DESC, id) WHERE state = 0;
+	CREATE INDEX messages_dead ON {schema}.messages (queue, dead_at, id) WHERE state = 2;`
+
+// A schema of version 1 keeps its messages when this version opens it:
+// those never received get a first-received time at their first lease,
+// those received before have none, and a redriven dead letter starts over.
+func TestAVersion1SchemaIsMigrated(t *testing.T) {
+	schema := newSchema(t)
+	conn, err := pgx.Connect(t.Context(), srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	ddl := strings.ReplaceAll(schemaV1, "{schema}", pgx.Identifier{schema}.Sanitize())
+	_, err = conn.Exec(t.Context(), ddl+`;
+		INSERT INTO `+pgx.Identifier{schema, "messages"}.Sanitize()+` (queue, state, attempts, body, dead_at, dead_reason) VALUES
+			('q', 0, 0, 'new', NULL, NULL),
+			('q', 0, 2, 'retried', NULL, NULL),
+			('q', 2, 3, 'dead', now(), 'it failed')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := openSchema(t, schema).Queue("q")
+	before := time.Now().Truncate(time.Microsecond)
+	msgs := receiveNow(t, q, 10)
+	if len(msgs) != 2 {
+		t.Fatalf("received %d messages, want 2", len(msgs))
+	}
+	for _, m := range msgs {
+		switch string(m.Body) {
+		case "new":
+			if m.Attempt != 1 || m.FirstReceived.Before(before) || m.FirstReceived.After(time.Now()) {
+				t.Errorf("the new message: attempt %d, FirstReceived %v; want 1, the time of this Receive", m.Attempt, m.FirstReceived)
+			}
+		case "retried":
+			if m.Attempt != 3 || !m.FirstReceived.IsZero() {
+				t.Errorf("the message received before the migration: attempt %d, FirstReceived %v; want 3 and zero", m.Attempt, m.FirstReceived)
+			}
+		}
+	}
+	dead, err := q.Dead(t.Context())
+	if err != nil || len(dead) != 1 || !dead[0].Message.FirstReceived.IsZero() {
+		t.Fatalf("Dead = %+v, %v; want the dead letter, with no FirstReceived", dead, err)
+	}
+	if n, err := q.Redrive(t.Context()); n != 1 || err != nil {
+		t.Fatalf("Redrive = %d, %v", n, err)
+	}
+	if again := receiveNow(t, q, 1); len(again) != 1 || again[0].FirstReceived.Before(before) {
+		t.Errorf("after Redrive received %v, want the dead letter, received anew", again)
+	}
+}
+
+// A message moved to the dead letters keeps its first-received time.
+func TestDeadLetterKeepsFirstReceived(t *testing.T) {
+	q := openDB(t).Queue("q")
+	if _, err := q.Publish(t.Context(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	msgs := receiveNow(t, q, 1)
+	if len(msgs) != 1 || msgs[0].FirstReceived.IsZero() {
+		t.Fatalf("received %v, want one message with a FirstReceived", msgs)
+	}
+	if err := q.DeadLetter(t.Context(), msgs[0], errors.New("no")); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := q.Dead(t.Context())
+	if err != nil || len(dead) != 1 || !dead[0].Message.FirstReceived.Equal(msgs[0].FirstReceived) {
+		t.Fatalf("Dead = %+v, %v; want the message, first received at %v", dead, err, msgs[0].FirstReceived)
+	}
+}

@@ -234,8 +234,12 @@ func (q *Queue) lease(ctx context.Context, n int, lease time.Duration) ([]*queue
 	}
 	leased, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 		x := row{m: &queue.Message{Receipt: receipt{q: q, token: token}}}
-		err := r.Scan(&x.id, &x.priority, &x.m.Attempt, &x.m.Body, &x.m.Attributes)
+		var first *time.Time // NULL for a message received before the schema recorded it
+		err := r.Scan(&x.id, &x.priority, &x.m.Attempt, &x.m.Body, &x.m.Attributes, &first)
 		x.m.ID = strconv.FormatInt(x.id, 10)
+		if first != nil {
+			x.m.FirstReceived = *first
+		}
 		return x, err
 	})
 	if err == nil {

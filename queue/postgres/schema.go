@@ -45,6 +45,11 @@ var migrations = []string{
 	) WITH (fillfactor = 90); -- room on each page for the updates of leases
 	CREATE INDEX messages_ready ON {schema}.messages (queue, priority DESC, id) WHERE state = 0;
 	CREATE INDEX messages_dead ON {schema}.messages (queue, dead_at, id) WHERE state = 2;`,
+
+	// 2: when each message was first received (its first lease began);
+	// NULL until then, and for a message already received when the
+	// column was added. No index holds it, so leases stay HOT updates.
+	`ALTER TABLE {schema}.messages ADD COLUMN first_received timestamptz;`,
 }
 
 // migrate creates the schema or brings it up to date. It holds a
@@ -135,12 +140,14 @@ func newStatements(schema string) statements {
 		// are leasing; the update leases them, finding them by their
 		// primary key (joined with the subquery instead, the generic plan
 		// that PostgreSQL settles on reads the whole table).
-		receive: `UPDATE ` + t + ` m SET ready_at = now() + $3::bigint` + us + `, receipt = $4, attempts = m.attempts + 1
+		// A message's first lease records when it began.
+		receive: `UPDATE ` + t + ` m SET ready_at = now() + $3::bigint` + us + `, receipt = $4, attempts = m.attempts + 1,
+				first_received = CASE WHEN m.attempts = 0 THEN now() ELSE m.first_received END
 			WHERE m.id = ANY (ARRAY (SELECT id FROM ` + t + `
 				WHERE queue = $1 AND state = 0 AND ready_at <= now()
 				ORDER BY priority DESC, id LIMIT $2
 				FOR UPDATE SKIP LOCKED))
-			RETURNING m.id, m.priority, m.attempts, m.body, m.attributes`,
+			RETURNING m.id, m.priority, m.attempts, m.body, m.attributes, m.first_received`,
 		// Settling statements: the fence is id and receipt. $1 ids and
 		// $2 receipts (arrays) for ack, else $1 id and $2 receipt.
 		ack: `DELETE FROM ` + t + ` m USING unnest($1::bigint[], $2::bigint[]) AS a (id, receipt)
@@ -162,12 +169,12 @@ func newStatements(schema string) statements {
 				count(*) FILTER (WHERE state = 0 AND ready_at > now() AND receipt IS NULL),
 				count(*) FILTER (WHERE state = 2)
 			FROM ` + t + ` WHERE queue = $1`,
-		dead: `SELECT id, body, attributes, attempts, coalesce(dead_reason, ''), dead_at FROM ` + t + `
+		dead: `SELECT id, body, attributes, attempts, coalesce(dead_reason, ''), dead_at, first_received FROM ` + t + `
 			WHERE queue = $1 AND state = 2 ORDER BY dead_at, id`,
-		redrive: `UPDATE ` + t + ` SET state = 0, attempts = 0, ready_at = now(), dead_at = NULL, dead_reason = NULL
+		redrive: `UPDATE ` + t + ` SET state = 0, attempts = 0, first_received = NULL, ready_at = now(), dead_at = NULL, dead_reason = NULL
 			WHERE queue = $1 AND state = 2`,
 		// $2 ids.
-		redriveIDs: `UPDATE ` + t + ` SET state = 0, attempts = 0, ready_at = now(), dead_at = NULL, dead_reason = NULL
+		redriveIDs: `UPDATE ` + t + ` SET state = 0, attempts = 0, first_received = NULL, ready_at = now(), dead_at = NULL, dead_reason = NULL
 			WHERE queue = $1 AND state = 2 AND id = ANY($2::bigint[])`,
 		purge:  `DELETE FROM ` + t + ` WHERE queue = $1 AND state = 2`,
 		queues: `SELECT DISTINCT queue FROM ` + t + ` ORDER BY queue`,
