@@ -19,13 +19,15 @@ import (
 )
 
 // deadAttr is the message attribute in which DeadLetter records, as JSON,
-// the message's ID in its queue, why it was given up, and when.
+// the message's ID in its queue, why it was given up, when, and when it
+// was first received there.
 const deadAttr = "crew.dead"
 
 type deadNote struct {
-	ID     string    `json:"id"`
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
+	ID            string    `json:"id"`
+	Reason        string    `json:"reason"`
+	At            time.Time `json:"at"`
+	FirstReceived time.Time `json:"first_received,omitzero"` // in its queue, not in the dead-letter queue
 }
 
 // DeadMessage is one dead letter: the message as it was last delivered, why
@@ -57,7 +59,7 @@ func (q *Queue) DeadLetter(ctx context.Context, m *queue.Message, reason error) 
 	if reason != nil {
 		why = reason.Error()
 	}
-	note, _ := json.Marshal(deadNote{ID: deadID(m), Reason: why, At: time.Now().UTC()})
+	note, _ := json.Marshal(deadNote{ID: deadID(m), Reason: why, At: time.Now().UTC(), FirstReceived: m.FirstReceived.UTC()})
 	attrs := map[string]types.MessageAttributeValue{
 		deadAttr: {DataType: aws.String("String"), StringValue: aws.String(string(note))},
 	}
@@ -291,7 +293,7 @@ func deadMessage(m *queue.Message) DeadMessage {
 	d := DeadMessage{Message: &queue.Message{ID: m.ID, Body: m.Body, Attempt: m.Attempt}}
 	var n deadNote
 	if v, ok := m.Attributes[deadAttr]; ok && json.Unmarshal([]byte(v), &n) == nil {
-		d.Message.ID, d.Reason, d.At = n.ID, n.Reason, n.At
+		d.Message.ID, d.Reason, d.At, d.Message.FirstReceived = n.ID, n.Reason, n.At, n.FirstReceived
 	}
 	for k, v := range m.Attributes {
 		if k != deadAttr {

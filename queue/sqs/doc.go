@@ -54,7 +54,8 @@
 // SQS has no priorities: queue.Priority is ignored, and a standard queue
 // keeps no order; use one queue per priority. Delays are whole seconds up to
 // 15 minutes, leases whole seconds. Message.Attempt is SQS's
-// ApproximateReceiveCount. On a FIFO queue (a URL ending in .fifo), publish
+// ApproximateReceiveCount, and Message.FirstReceived its
+// ApproximateFirstReceiveTimestamp (whole milliseconds). On a FIFO queue (a URL ending in .fifo), publish
 // with [MessageGroup] and [DeduplicationID]; a Receive holds at most one
 // message per group, so a group's messages are handled one at a time, in
 // order, and a failing message holds its group back until it succeeds or is

@@ -107,7 +107,8 @@ func (q *Queue) Close() error {
 // WaitTime passes (it then polls again), or ctx ends. SQS waits in whole
 // seconds: with less than one second left before ctx's deadline, Receive
 // polls once without waiting, then waits for the deadline. Each message's
-// Attempt is SQS's ApproximateReceiveCount. SQS returns at most ten
+// Attempt is SQS's ApproximateReceiveCount, and its FirstReceived SQS's
+// ApproximateFirstReceiveTimestamp. SQS returns at most ten
 // messages a request: for more, Receive makes one request per ten at once
 // (up to 100 messages).
 //
@@ -278,6 +279,11 @@ func toMessage(sm types.Message, start time.Time, vis time.Duration) *queue.Mess
 		Body:    []byte(aws.ToString(sm.Body)),
 		Attempt: max(attempt, 1),
 		Receipt: &receipt{handle: aws.ToString(sm.ReceiptHandle), received: start, deadline: start.Add(vis)},
+	}
+	// Unix milliseconds, set by SQS at the first receive.
+	first, err := strconv.ParseInt(sm.Attributes[string(types.MessageSystemAttributeNameApproximateFirstReceiveTimestamp)], 10, 64)
+	if err == nil && first > 0 {
+		m.FirstReceived = time.UnixMilli(first)
 	}
 	for k, v := range sm.MessageAttributes {
 		if v.StringValue == nil {

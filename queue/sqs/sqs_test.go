@@ -166,6 +166,9 @@ func TestRedriveAndPurgeDeadLetters(t *testing.T) {
 		if d.Message.ID != byBody[b].ID || d.Reason != "broken "+b || d.Message.Attributes["kind"] != b || d.At.IsZero() {
 			t.Errorf("dead letter %+v (%+v), want the message's ID, reason and attributes", d, d.Message)
 		}
+		if first := byBody[b].FirstReceived; first.IsZero() || !d.Message.FirstReceived.Equal(first) {
+			t.Errorf("dead letter %s: FirstReceived %v, want %v, when it was first received in its queue", b, d.Message.FirstReceived, first)
+		}
 	}
 	if n, err := q.Redrive(ctx, byBody["b"].ID); n != 1 || err != nil {
 		t.Fatalf("Redrive(b) = %d, %v; want 1", n, err)
