@@ -42,6 +42,13 @@
 // consumer's Lease and the AckWait alike. Message.Attempt is JetStream's
 // delivery count.
 //
+// JetStream keeps no time of a message's first delivery: a delivered
+// message tells how many times it was delivered and when it was stored,
+// not when it was first delivered. So Message.FirstReceived is set on a
+// first delivery only, to the moment it arrived, and is zero on every
+// redelivery and in the dead letters; a handler that needs the time across
+// retries can publish it as an attribute.
+//
 // JetStream accepts an acknowledgement sent for an earlier delivery of a
 // message: it does not fence a worker whose lease ran out. crew does, on
 // the client: each delivery gets a receipt with the time by which the

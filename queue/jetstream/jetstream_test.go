@@ -277,6 +277,8 @@ func TestOpenReadsTheURL(t *testing.T) {
 	}
 }
 
+// Attempt is JetStream's delivery count; FirstReceived, which JetStream
+// does not keep, is known on the first delivery alone.
 func TestAttemptCountsDeliveries(t *testing.T) {
 	js := connect(t, startServer(t, t.TempDir(), 0).ClientURL())
 	q := newQueue(t, js)
@@ -284,9 +286,13 @@ func TestAttemptCountsDeliveries(t *testing.T) {
 		t.Fatal(err)
 	}
 	var attempts []int
-	for range 3 {
+	for i := range 3 {
+		before := time.Now()
 		m := receiveOne(t, q, time.Minute)
 		attempts = append(attempts, m.Attempt)
+		if first := m.FirstReceived; i == 0 && (first.Before(before) || first.After(time.Now())) || i > 0 && !first.IsZero() {
+			t.Errorf("delivery %d: FirstReceived %v; want the time of the first Receive on the first delivery, zero on the others", i+1, first)
+		}
 		if err := q.Nack(t.Context(), m, 0); err != nil {
 			t.Fatal(err)
 		}

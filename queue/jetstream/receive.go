@@ -105,9 +105,12 @@ func (q *Queue) wait(ctx context.Context) ([]*queue.Message, error) {
 
 // take turns delivered messages into queue messages, holding each under
 // a new receipt whose deadline counts from start, when the server could
-// have delivered it first.
+// have delivered it first. A first delivery's FirstReceived is now, when
+// it arrived: JetStream records no time of delivery, so a redelivery's
+// stays zero.
 func (q *Queue) take(raw []*nats.Msg, start time.Time) []*queue.Message {
 	out := make([]*queue.Message, 0, len(raw))
+	now := time.Now()
 	for _, m := range raw {
 		seq, delivered, ok := ackInfo(m.Reply)
 		if !ok {
@@ -118,13 +121,17 @@ func (q *Queue) take(raw []*nats.Msg, start time.Time) []*queue.Message {
 		if id == "" {
 			id = strconv.FormatUint(seq, 10)
 		}
-		out = append(out, &queue.Message{
+		msg := &queue.Message{
 			ID:         id,
 			Body:       m.Data,
 			Attributes: attributes(m.Header),
 			Attempt:    int(delivered),
 			Receipt:    r,
-		})
+		}
+		if delivered == 1 {
+			msg.FirstReceived = now
+		}
+		out = append(out, msg)
 		q.mu.Lock()
 		q.held[seq] = r
 		q.mu.Unlock()
