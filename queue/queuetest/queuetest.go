@@ -13,9 +13,14 @@
 // their expiry, receipts that fence off stale holders, extension, delayed
 // retries, dead letters, batch acknowledgement (naming each stale receipt
 // with a *queue.LeaseLostError), ordering by priority then
-// age, long polls that wake on a publish, and that concurrent receivers
-// never share a leased message. Leases are real time: the suite takes a few
-// seconds per backend.
+// age, long polls that wake on a publish, that concurrent receivers
+// never share a leased message, and that Message.FirstReceived is set on
+// the first delivery and kept on every later one. Leases are real time:
+// the suite takes a few seconds per backend.
+//
+// A backend that cannot do what a test checks (priorities, say, or a
+// first-received time that survives a redelivery) skips that test by its
+// name in New, with t.Skip and the reason.
 //
 // A durable backend also runs Crash: consumers in child processes stopped
 // with SIGTERM and SIGKILL while they work, to show that a deploy handles
@@ -83,6 +88,8 @@ func (s Suite) Run(t *testing.T) {
 		{"LongPollWakesOnPublish", testLongPollWakesOnPublish},
 		{"ReceiveHonoursContext", testReceiveHonoursContext},
 		{"ConsumerHandlesEverything", testConsumerHandlesEverything},
+		{"FirstReceivedOnFirstDelivery", testFirstReceivedOnFirstDelivery},
+		{"FirstReceivedKeptOnRedelivery", testFirstReceivedKeptOnRedelivery},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, s) })
@@ -562,6 +569,46 @@ func testConsumerHandlesEverything(t *testing.T, s Suite) {
 		}
 	}
 	expectNothing(t, q, s.Lease)
+}
+
+// testFirstReceivedOnFirstDelivery checks that a message's first delivery
+// carries the time it was received: not before the Receive began, not
+// after it returned. Sources count it in whole milliseconds at the least.
+func testFirstReceivedOnFirstDelivery(t *testing.T, s Suite) {
+	q := s.New(t)
+	publish(t, q, "x")
+	before := time.Now().Truncate(time.Millisecond)
+	m := receive(t, q, 1, time.Minute)[0]
+	after := time.Now()
+	if m.FirstReceived.Before(before) || m.FirstReceived.After(after) {
+		t.Errorf("FirstReceived = %v on the first delivery, want between %v and %v, when Receive ran",
+			m.FirstReceived, before, after)
+	}
+	ack(t, q, m)
+}
+
+// testFirstReceivedKeptOnRedelivery checks that FirstReceived is the first
+// delivery's on the redelivery after a lease ran out and on the one after
+// a Nack, both well past the first.
+func testFirstReceivedKeptOnRedelivery(t *testing.T, s Suite) {
+	q := s.New(t)
+	publish(t, q, "x")
+	first := receive(t, q, 1, s.Lease)[0]
+	if first.FirstReceived.IsZero() {
+		t.Fatal("FirstReceived is zero on the first delivery")
+	}
+	expired := receive(t, q, 1, time.Minute)[0] // after the first lease ran out
+	if !expired.FirstReceived.Equal(first.FirstReceived) {
+		t.Errorf("FirstReceived = %v after the lease ran out, want the first delivery's %v", expired.FirstReceived, first.FirstReceived)
+	}
+	if err := q.Nack(context.Background(), expired, 0); err != nil {
+		t.Fatalf("Nack: %v", err)
+	}
+	nacked := receive(t, q, 1, time.Minute)[0]
+	if !nacked.FirstReceived.Equal(first.FirstReceived) {
+		t.Errorf("FirstReceived = %v after a Nack, want the first delivery's %v", nacked.FirstReceived, first.FirstReceived)
+	}
+	ack(t, q, nacked)
 }
 
 // runConsumer runs c until done is closed, then stops it and checks that it
