@@ -69,14 +69,18 @@
 //
 // work runs CMD once per message, up to -c at once (-j is the same flag),
 // directly rather than through a shell. The body is CMD's standard input;
-// its environment holds CREW_MESSAGE_ID, CREW_ATTEMPT, one CREW_ATTR_<NAME>
-// per attribute (the name upper-cased, other characters than letters,
-// digits and _ made _) and the message's TRACEPARENT and TRACESTATE. With
-// --post URL, each body is POSTed to URL instead, with the headers
-// X-Crew-Message-Id, X-Crew-Attempt, X-Crew-Attr-<Name>, the same under the
-// names of Elastic Beanstalk's worker daemon (X-Aws-Sqsd-Msgid,
-// X-Aws-Sqsd-Receive-Count, X-Aws-Sqsd-Attr-<Name>) and the W3C traceparent
-// and tracestate. Only the redirects that repeat the request, method and body alike
+// its environment holds CREW_MESSAGE_ID, CREW_ATTEMPT,
+// CREW_FIRST_RECEIVED_AT (when the message was first received, the same on
+// every delivery, RFC 3339 in UTC to the millisecond; empty when the queue
+// cannot tell), one CREW_ATTR_<NAME> per attribute (the name upper-cased,
+// other characters than letters, digits and _ made _) and the message's
+// TRACEPARENT and TRACESTATE. With --post URL, each body is POSTed to URL
+// instead, with the headers X-Crew-Message-Id, X-Crew-Attempt,
+// X-Crew-First-Received-At, X-Crew-Attr-<Name>, the same under the names
+// of Elastic Beanstalk's worker daemon (X-Aws-Sqsd-Msgid,
+// X-Aws-Sqsd-Receive-Count, X-Aws-Sqsd-First-Received-At,
+// X-Aws-Sqsd-Attr-<Name>) and the W3C traceparent and tracestate; the
+// first-received headers are left out when the queue cannot tell. Only the redirects that repeat the request, method and body alike
 // (307, 308) are followed; any other 3xx fails the message.
 //
 // Exit status 0 (or a 2xx response) acknowledges the message. A status

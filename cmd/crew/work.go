@@ -44,16 +44,21 @@ type workConfig struct {
 // workLong is the help text of crew work.
 const workLong = `Work receives messages from a queue and runs CMD once per message, up to -c
 at once, with the message's body on CMD's standard input and, in CMD's
-environment, crew's own plus CREW_MESSAGE_ID and CREW_ATTEMPT, and one
-CREW_ATTR_<NAME> per attribute of the message (crew enqueue --attr; the
-name upper-cased, characters other than letters, digits and _ made _). CMD
-runs directly, not through a shell (write sh -c '...' for one); its output
-goes straight to crew's. With --post URL instead of CMD, each body is
-POSTed to URL, with the headers X-Crew-Message-Id, X-Crew-Attempt and one
-X-Crew-Attr-<Name> per attribute, and the same under the names of Elastic
-Beanstalk's worker daemon (X-Aws-Sqsd-Msgid, X-Aws-Sqsd-Receive-Count,
-X-Aws-Sqsd-Attr-<Name>), so that an endpoint written for a Beanstalk
-worker environment moves to crew unchanged. A redirect is
+environment, crew's own plus CREW_MESSAGE_ID and CREW_ATTEMPT;
+CREW_FIRST_RECEIVED_AT, when the message was first received, the same on
+every delivery (RFC 3339 in UTC, to the millisecond, such as
+2025-01-02T15:04:05.123Z; empty when the queue cannot tell, as JetStream
+cannot on a redelivery); and one CREW_ATTR_<NAME> per attribute of the
+message (crew enqueue --attr; the name upper-cased, characters other than
+letters, digits and _ made _). CMD runs directly, not through a shell
+(write sh -c '...' for one); its output goes straight to crew's. With
+--post URL instead of CMD, each body is POSTed to URL, with the headers
+X-Crew-Message-Id, X-Crew-Attempt, X-Crew-First-Received-At (left out when
+the queue cannot tell) and one X-Crew-Attr-<Name> per attribute, and the
+same under the names of Elastic Beanstalk's worker daemon
+(X-Aws-Sqsd-Msgid, X-Aws-Sqsd-Receive-Count, X-Aws-Sqsd-First-Received-At
+in whole seconds, X-Aws-Sqsd-Attr-<Name>), so that an endpoint written for
+a Beanstalk worker environment moves to crew unchanged. A redirect is
 followed only when it is a 307 or 308, which repeat the POST with its body;
 any other 3xx (301, 302, 303...) would turn it into a GET without the body,
 so it is a failure like a 5xx.
@@ -441,7 +446,7 @@ type commandHandler struct {
 
 func (h *commandHandler) handle(ctx context.Context, m *queue.Message) error {
 	env := append(h.env[:len(h.env):len(h.env)],
-		"CREW_MESSAGE_ID="+m.ID, "CREW_ATTEMPT="+strconv.Itoa(m.Attempt))
+		"CREW_MESSAGE_ID="+m.ID, "CREW_ATTEMPT="+strconv.Itoa(m.Attempt), firstReceivedEnv(m))
 	env = withTraceEnv(append(env, attrEnv(m)...), m)
 	p, err := proc.Start(proc.Spec{Path: h.path, Args: h.args, Env: env, Input: m.Body, Stdout: h.stdout, Stderr: h.stderr, Guard: h.guard})
 	if err != nil {

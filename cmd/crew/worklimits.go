@@ -112,19 +112,26 @@ func envName(name string) string {
 }
 
 // setMessageHeaders sets the headers of a --post request that describe the
-// message: crew's own, X-Crew-Message-Id, X-Crew-Attempt and one
-// X-Crew-Attr-<Name> per attribute, and the same under the names of
-// Elastic Beanstalk's worker daemon (sqsd), so that a handler written for
-// a Beanstalk worker environment runs behind crew unchanged:
-// X-Aws-Sqsd-Msgid, X-Aws-Sqsd-Receive-Count and X-Aws-Sqsd-Attr-<Name>.
-// An attribute whose name is not a valid header name, or whose value has
-// a control character, is left out of the headers.
+// message: crew's own, X-Crew-Message-Id, X-Crew-Attempt,
+// X-Crew-First-Received-At and one X-Crew-Attr-<Name> per attribute, and
+// the same under the names of Elastic Beanstalk's worker daemon (sqsd), so
+// that a handler written for a Beanstalk worker environment runs behind
+// crew unchanged: X-Aws-Sqsd-Msgid, X-Aws-Sqsd-Receive-Count,
+// X-Aws-Sqsd-First-Received-At and X-Aws-Sqsd-Attr-<Name>. The
+// first-received headers are left out when the queue cannot tell that
+// time. An attribute whose name is not a valid header name, or whose value
+// has a control character, is left out of the headers.
 func setMessageHeaders(h http.Header, m *queue.Message) {
 	attempt := strconv.Itoa(m.Attempt)
 	h.Set("X-Crew-Message-Id", m.ID)
 	h.Set("X-Crew-Attempt", attempt)
 	h.Set("X-Aws-Sqsd-Msgid", m.ID)
 	h.Set("X-Aws-Sqsd-Receive-Count", attempt)
+	if !m.FirstReceived.IsZero() {
+		h.Set("X-Crew-First-Received-At", formatFirstReceived(m.FirstReceived))
+		// sqsd's format: ISO 8601 in UTC, in whole seconds.
+		h.Set("X-Aws-Sqsd-First-Received-At", m.FirstReceived.UTC().Format(time.RFC3339))
+	}
 	for name, value := range m.Attributes {
 		if !headerToken(name) || strings.ContainsFunc(value, isCTL) {
 			continue
@@ -132,6 +139,22 @@ func setMessageHeaders(h http.Header, m *queue.Message) {
 		h.Set("X-Crew-Attr-"+name, value)
 		h.Set("X-Aws-Sqsd-Attr-"+name, value)
 	}
+}
+
+// formatFirstReceived writes a message's first-received time as crew hands
+// it to commands and endpoints: RFC 3339 in UTC, to the millisecond.
+func formatFirstReceived(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// firstReceivedEnv returns the CREW_FIRST_RECEIVED_AT entry of m's
+// command's environment. It is empty when the queue cannot tell the time,
+// which also hides a value that crew's own environment may hold.
+func firstReceivedEnv(m *queue.Message) string {
+	if m.FirstReceived.IsZero() {
+		return "CREW_FIRST_RECEIVED_AT="
+	}
+	return "CREW_FIRST_RECEIVED_AT=" + formatFirstReceived(m.FirstReceived)
 }
 
 // headerToken reports whether s may be (part of) an HTTP header name.

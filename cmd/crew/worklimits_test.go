@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"testing"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -56,7 +57,8 @@ func TestPostSendsCrewAndSqsdHeaders(t *testing.T) {
 	defer srv.Close()
 	p := newPoster(srv.URL, 1)
 	defer p.client.CloseIdleConnections()
-	m := &queue.Message{ID: "42", Attempt: 3, Body: []byte("b"), Attributes: map[string]string{
+	first := time.Date(2025, 3, 4, 5, 6, 7, 890_000_000, time.FixedZone("CET", 3600))
+	m := &queue.Message{ID: "42", Attempt: 3, FirstReceived: first, Body: []byte("b"), Attributes: map[string]string{
 		"tenant": "acme", "bad name": "skipped", "crlf": "a\r\nX-Injected: 1",
 	}}
 	if err := p.handle(context.Background(), m); err != nil {
@@ -64,18 +66,43 @@ func TestPostSendsCrewAndSqsdHeaders(t *testing.T) {
 	}
 	h := <-got
 	for name, want := range map[string]string{
-		"X-Crew-Message-Id":        "42",
-		"X-Crew-Attempt":           "3",
-		"X-Crew-Attr-Tenant":       "acme",
-		"X-Aws-Sqsd-Msgid":         "42",
-		"X-Aws-Sqsd-Receive-Count": "3",
-		"X-Aws-Sqsd-Attr-Tenant":   "acme",
-		"X-Injected":               "",
-		"X-Crew-Attr-Crlf":         "",
+		"X-Crew-Message-Id":            "42",
+		"X-Crew-Attempt":               "3",
+		"X-Crew-First-Received-At":     "2025-03-04T04:06:07.890Z",
+		"X-Crew-Attr-Tenant":           "acme",
+		"X-Aws-Sqsd-Msgid":             "42",
+		"X-Aws-Sqsd-Receive-Count":     "3",
+		"X-Aws-Sqsd-First-Received-At": "2025-03-04T04:06:07Z",
+		"X-Aws-Sqsd-Attr-Tenant":       "acme",
+		"X-Injected":                   "",
+		"X-Crew-Attr-Crlf":             "",
 	} {
 		if v := h.Get(name); v != want {
 			t.Errorf("header %s = %q, want %q", name, v, want)
 		}
+	}
+
+	// A queue that cannot tell when a message was first received: no
+	// first-received headers rather than a made-up time.
+	m.FirstReceived = time.Time{}
+	if err := p.handle(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	h = <-got
+	for _, name := range []string{"X-Crew-First-Received-At", "X-Aws-Sqsd-First-Received-At"} {
+		if v, ok := h[name]; ok {
+			t.Errorf("header %s = %q for a message with no first-received time, want none", name, v)
+		}
+	}
+}
+
+func TestFirstReceivedEnvIsUTCToTheMillisecondOrEmpty(t *testing.T) {
+	m := &queue.Message{FirstReceived: time.Date(2025, 3, 4, 23, 59, 59, 5_000_000, time.FixedZone("EST", -5*3600))}
+	if got, want := firstReceivedEnv(m), "CREW_FIRST_RECEIVED_AT=2025-03-05T04:59:59.005Z"; got != want {
+		t.Errorf("firstReceivedEnv = %q, want %q", got, want)
+	}
+	if got, want := firstReceivedEnv(&queue.Message{}), "CREW_FIRST_RECEIVED_AT="; got != want {
+		t.Errorf("firstReceivedEnv of a message with no time = %q, want %q", got, want)
 	}
 }
 
