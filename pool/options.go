@@ -21,7 +21,7 @@ func WithContext(ctx context.Context) Option {
 // Queue sets how many accepted tasks may wait for a free goroutine beyond
 // the limit that run. With Queue(0), Go hands each task straight to a
 // goroutine and blocks while limit tasks are running. A negative n restores
-// the default, max(limit, 64).
+// the default, max(limit, 1024).
 func Queue(n int) Option {
 	return func(c *config) { c.queue = n }
 }

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/crewgo/crew/work"
 )
@@ -19,39 +17,32 @@ var ErrClosed = errors.New("pool: closed")
 // task is the signature of the work a Pool runs.
 type task = func(ctx context.Context) error
 
-// IdleTimeout is how long a pool's goroutine waits for a new task before it
-// exits. Goroutines are started as tasks need them, up to the limit, and are
-// reused while tasks keep coming.
-const IdleTimeout = time.Second
-
 // Pool runs tasks on at most limit goroutines at once, and queues a bounded
 // number more. Create one with New; a Pool must not be copied.
 //
-// One mutex guards a FIFO ring of queued tasks, the counts, and a stack of
-// parked goroutines. The rest is there for the workloads of
+// One mutex guards a FIFO ring of accepted tasks and the counts. Goroutines
+// start as tasks need them and exit as soon as they find nothing to do, so
+// an idle pool holds none. The rest is there for the workloads of
 // benchmarks/pool_test.go (a: a million tiny tasks; b: a hundred
 // submitters; c: ten thousand sleeping tasks; d: CPU-bound tasks at
-// GOMAXPROCS; e: bursts), and each mechanism says which one it serves:
-// one idle goroutine polls the queue before it parks (a), a submitter
-// yields before it starts a goroutine (a), a blocked submitter is woken
-// once per half queue (c, e), and a worker that wakes one lets it run (d).
+// GOMAXPROCS; e: bursts), and each mechanism says which one it serves.
 type Pool struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	stop   func() bool // stops the AfterFunc that reacts to ctx's end
+	work   func()      // p.worker, bound once: starting a goroutine allocates nothing
 
 	cancelOnError bool
 
 	mu       sync.Mutex
 	limit    int
-	queue    ring // holds queueCap tasks, plus one for each starting worker
+	queue    ring // accepted tasks not yet started
 	queueCap int
-	queued   atomic.Int32 // queue.len(), for spinning workers to poll without p.mu
-	workers  int          // live worker goroutines
-	running  int          // workers running a task
-	starting int          // workers started without a task that have not looked for one yet
-	spinning int          // workers polling the queue before they park
-	parked   []*worker    // idle workers, most recently parked last
+	queued   atomic.Int32 // queue.len(), for the polling goroutine to read without p.mu
+	workers  int          // live goroutines
+	running  int          // goroutines running a task
+	idle     int          // goroutines started or polling that have not taken a task yet
+	polling  bool         // one goroutine without work is polling the queue
 	stalled  bool         // a full queue did not drain while a submitter yielded
 
 	outstanding int           // submitted, not yet finished or skipped
@@ -66,15 +57,7 @@ type Pool struct {
 	waiters int           // submitters blocked in Go
 	room    chan struct{} // one token: wakes a blocked submitter when room appears
 
-	exited sync.WaitGroup // worker goroutines
-}
-
-// worker is one goroutine of a pool. While parked it waits on wake, which
-// carries its next task, or nil to make it exit.
-type worker struct {
-	p    *Pool
-	wake chan task
-	idle *time.Timer // fires when the worker has been parked for IdleTimeout
+	exited sync.WaitGroup // goroutines of the pool
 }
 
 // Stats is a snapshot of a pool's counters.
@@ -90,11 +73,10 @@ type Stats struct {
 // New returns a pool that runs at most limit tasks at once. It panics if
 // limit is less than 1.
 //
-// By default the pool also queues up to max(limit, 64) tasks beyond those
-// running, so that a fast submitter seldom has to wait for a goroutine to
-// wake up; [Queue] changes that. The pool starts goroutines only as tasks
-// need them, and a goroutine left without work exits after IdleTimeout (or
-// at Close).
+// By default the pool also queues up to max(limit, 1024) tasks beyond those
+// running, so that a fast submitter seldom has to wait for a goroutine;
+// [Queue] changes that. The pool starts goroutines only as tasks need them,
+// and a goroutine that finds no task waiting exits.
 func New(limit int, opts ...Option) *Pool {
 	if limit < 1 {
 		panic(fmt.Sprintf("pool: New(%d): limit must be at least 1", limit))
@@ -104,15 +86,16 @@ func New(limit int, opts ...Option) *Pool {
 		o(&cfg)
 	}
 	if cfg.queue < 0 {
-		cfg.queue = max(limit, 64)
+		cfg.queue = max(limit, 1024)
 	}
 	p := &Pool{
 		limit:         limit,
+		queueCap:      cfg.queue,
 		cancelOnError: cfg.cancelOnError,
 		closing:       make(chan struct{}),
 		room:          make(chan struct{}, 1),
 	}
-	p.queueCap = cfg.queue
+	p.work = p.worker
 	p.queue.grow(cfg.queue + limit)
 	p.ctx, p.cancel = context.WithCancelCause(cfg.ctx)
 	p.stop = context.AfterFunc(p.ctx, p.cancelled)
@@ -145,13 +128,13 @@ func (p *Pool) Go(ctx context.Context, task func(ctx context.Context) error) err
 		}
 		if p.workers < p.limit {
 			// The queue is full but the limit allows another goroutine. A
-			// worker on another core is likely to make room within a few
-			// yields; if none does, the workers are slow (blocked on I/O,
+			// goroutine on another core is likely to make room within a
+			// few yields; if none does, the tasks are slow (blocked on I/O,
 			// say), and from then on a full queue starts a new goroutine
 			// at once, until yielding makes room again. Without the yields,
 			// workload a starts goroutines up to its limit for nothing: 20
 			// times the allocations, 6.7 instead of 0.2 MiB of peak memory,
-			// and 1.6 times the time per task (four interleaved runs).
+			// and 1.6 times the time per task.
 			yields++
 			p.mu.Unlock()
 			runtime.Gosched()
@@ -182,7 +165,7 @@ func (p *Pool) Go(ctx context.Context, task func(ctx context.Context) error) err
 }
 
 // yieldsBeforeSpawn is how often a submitter that finds the queue full
-// yields to the workers before it starts another goroutine.
+// yields to the running tasks before it starts another goroutine.
 const yieldsBeforeSpawn = 2
 
 // TryGo submits task if the pool can accept it without waiting, and reports
@@ -212,89 +195,63 @@ func (p *Pool) refuse() error {
 	return nil
 }
 
-// acceptLocked hands task to a parked worker, queues it, or (when the queue
-// is full and spawn is true) starts a goroutine for it. If it accepted the
-// task it unlocks p.mu and returns true; otherwise it keeps p.mu. yielded
-// says that the submitter found the queue full before and yielded to the
-// workers: whether that made room or not decides p.stalled.
+// acceptLocked queues task if the queue has room for it, or (when it is
+// full and spawn is true) queues it all the same and starts a goroutine to
+// take it. If it accepted the task it unlocks p.mu and returns true;
+// otherwise it keeps p.mu. yielded says that the submitter found the queue
+// full before and yielded to the running tasks: whether that made room or
+// not decides p.stalled.
+//
+// The queue holds up to queueCap tasks, plus one for each goroutine about
+// to look for a task (p.idle): with Queue(0), a task waits only for a
+// goroutine that is on its way.
 func (p *Pool) acceptLocked(task task, yielded, spawn bool) bool {
-	// A parked worker must be woken, which costs more than the task itself
-	// when tasks are small: while a worker polls the queue, queue instead
-	// (workload a). Otherwise the goroutine parked last takes it, so that
-	// those beyond the need stay parked and exit after IdleTimeout.
-	if n := len(p.parked); n > 0 && p.spinning == 0 {
-		w := p.parked[n-1]
-		p.parked[n-1] = nil
-		p.parked = p.parked[:n-1]
-		p.outstanding++
-		p.running++
-		if p.queue.len() > 0 { // keep FIFO order
-			task = p.swapFrontLocked(task)
-		}
-		p.mu.Unlock()
-		w.wake <- task // buffered: a parked worker's slot is always free
-		return true
-	}
-	if p.queue.len() < p.queueCap+p.starting {
+	switch {
+	case p.queue.len() < p.queueCap+p.idle:
 		if yielded {
-			p.stalled = false // the workers made room: they keep up
+			p.stalled = false // the running tasks made room: they keep up
 		}
-		p.queue.push(task)
-		p.queued.Store(int32(p.queue.len()))
-		p.outstanding++
-		// Start a goroutine unless one is about to look for work anyway.
-		if p.workers < p.limit && p.starting == 0 && p.spinning == 0 {
-			p.spawnLocked(nil)
+		p.pushLocked(task)
+		// Start a goroutine unless one is about to look for work anyway:
+		// a backlog spreads over more goroutines in takeLocked.
+		if p.workers < p.limit && p.idle == 0 {
+			p.spawnLocked()
 		}
-		p.passRoomLocked()
-		p.mu.Unlock()
-		return true
-	}
-	if spawn && p.workers < p.limit {
+	case spawn && p.workers < p.limit:
 		if yielded {
-			p.stalled = true // yielding did not help: the workers are slow
+			p.stalled = true // yielding did not help: the tasks are slow
 		}
-		p.outstanding++
-		if p.queue.len() > 0 {
-			task = p.swapFrontLocked(task)
-		}
-		p.spawnLocked(task)
-		p.passRoomLocked()
-		p.mu.Unlock()
-		return true
+		p.pushLocked(task)
+		p.spawnLocked()
+	default:
+		return false
 	}
-	return false
+	p.outstanding++
+	p.passRoomLocked()
+	p.mu.Unlock()
+	return true
 }
 
-// swapFrontLocked returns the oldest queued task and queues t in its place:
-// tasks that have waited longer start first. p.mu is held.
-func (p *Pool) swapFrontLocked(t task) task {
-	old := p.queue.pop()
+func (p *Pool) pushLocked(t task) {
 	p.queue.push(t)
-	return old
+	p.queued.Store(int32(p.queue.len()))
 }
 
-// spawnLocked starts a worker goroutine, with its first task or, for nil, to
-// take its first task from the queue. p.mu is held.
-func (p *Pool) spawnLocked(first task) {
+// spawnLocked starts a goroutine that takes its first task from the queue.
+// p.mu is held.
+func (p *Pool) spawnLocked() {
 	p.workers++
-	if first == nil {
-		p.starting++
-	} else {
-		p.running++
-	}
+	p.idle++
 	p.exited.Add(1)
-	w := &worker{p: p, wake: make(chan task, 1)}
-	go w.loop(first)
+	go p.work()
 }
 
-// passRoomLocked wakes a blocked submitter if there is room for it: a
-// parked worker (when none polls the queue, see acceptLocked), a free slot
-// under the limit, or a queue drained to half, so that a submitter refills
-// the queue in one go instead of being woken for every task (workloads c
-// and e). It reports whether it woke one. p.mu is held.
+// passRoomLocked wakes a blocked submitter if there is room for it: a free
+// slot under the limit, or a queue drained to half, so that a submitter
+// refills the queue in one go instead of being woken for every task
+// (workloads c and e). It reports whether it woke one. p.mu is held.
 func (p *Pool) passRoomLocked() bool {
-	if p.waiters > 0 && ((len(p.parked) > 0 && p.spinning == 0) || p.workers < p.limit || p.queue.len() <= (p.queueCap+p.starting)/2) {
+	if p.waiters > 0 && (p.workers < p.limit || p.queue.len() <= (p.queueCap+p.idle)/2) {
 		select {
 		case p.room <- struct{}{}:
 			return true
@@ -304,129 +261,86 @@ func (p *Pool) passRoomLocked() bool {
 	return false
 }
 
-// loop runs tasks until the pool has none for it for IdleTimeout, or closes.
-func (w *worker) loop(t task) {
-	p := w.p
+// worker is a goroutine of the pool: it runs queued tasks until it finds
+// none.
+func (p *Pool) worker() {
 	defer p.exited.Done()
-	if t == nil {
-		p.mu.Lock()
-		p.starting--
-		if t = w.nextLocked(); t == nil {
+	p.mu.Lock()
+	p.idle--
+	for {
+		t := p.nextLocked()
+		if t == nil {
 			return
 		}
-	}
-	for {
 		err := p.run(t)
 		p.mu.Lock()
 		p.running--
 		p.finishLocked(err)
-		if t = w.nextLocked(); t == nil {
-			return
-		}
 	}
 }
 
-// nextLocked returns the worker's next task, waiting for one if need be, with
-// p.running counting it. It returns nil, with the worker accounted as exited,
-// when the worker should exit. p.mu is held on entry and released on return.
-func (w *worker) nextLocked() task {
-	p := w.p
+// nextLocked returns the goroutine's next task, with p.running counting it,
+// or nil, with the goroutine counted out, when it should exit. p.mu is held
+// on entry and released on return.
+func (p *Pool) nextLocked() task {
 	if t, ok := p.takeLocked(); ok {
 		woke := p.passRoomLocked()
 		p.mu.Unlock()
 		if woke {
 			// The woken submitter is queued behind this goroutine on its
-			// core; when every core runs a worker, it would wait until the
+			// core; when every core runs a task, it would wait until the
 			// queue ran dry. Let it refill the queue now (workload d).
 			runtime.Gosched()
 		}
 		return t
 	}
-	if p.quitLocked() {
-		return nil
-	}
-	if p.spinning == 0 {
-		// Look again for a moment before parking: a submitter on another
+	if !p.polling && p.live() {
+		// Look again for a moment before exiting: a submitter on another
 		// core is likely to queue more, and taking it from the queue is far
-		// cheaper than being woken for it (workload a: about 2.5 times
-		// faster). Only one goroutine polls: the others park.
-		p.spinning++
+		// cheaper than starting a goroutine for it (workload a). Only one
+		// goroutine polls: the others exit.
+		p.polling = true
+		p.idle++
 		p.mu.Unlock()
-		for range spinRounds {
+		for range pollRounds {
 			if p.queued.Load() > 0 {
 				break
 			}
 			runtime.Gosched()
 		}
 		p.mu.Lock()
-		p.spinning--
+		p.polling = false
+		p.idle--
 		if t, ok := p.takeLocked(); ok {
 			p.passRoomLocked()
 			p.mu.Unlock()
 			return t
 		}
-		if p.quitLocked() {
-			return nil
-		}
 	}
-	p.parked = append(p.parked, w)
-	p.stalled = false // the queue is empty: the workers keep up
-	p.passRoomLocked()
-	p.mu.Unlock()
-	return w.park()
-}
-
-// park waits for the task that whoever pops the worker from p.parked hands
-// it, nil to make it exit, or for IdleTimeout to pass: then the worker
-// removes itself from p.parked and exits, unless it was popped meanwhile.
-func (w *worker) park() task {
-	p := w.p
-	if w.idle == nil {
-		w.idle = time.NewTimer(IdleTimeout)
-	} else {
-		w.idle.Reset(IdleTimeout)
-	}
-	select {
-	case t := <-w.wake:
-		return t // nil when told to exit; whoever woke it did the accounting
-	case <-w.idle.C:
-	}
-	p.mu.Lock()
-	i := slices.Index(p.parked, w)
-	if i < 0 {
-		p.mu.Unlock()
-		return <-w.wake // popped: its task is on the way
-	}
-	p.parked = slices.Delete(p.parked, i, i+1)
 	p.workers--
+	p.stalled = false // the queue is empty: the running tasks keep up
 	p.passRoomLocked()
 	p.mu.Unlock()
 	return nil
 }
 
-// spinRounds bounds how long an idle worker polls the queue before parking.
-const spinRounds = 4
+// pollRounds bounds how long a goroutine without work polls the queue
+// before it exits.
+const pollRounds = 4
 
-// quitLocked reports whether a worker with nothing to run should exit rather
-// than wait for work, and if so accounts for its exit and unlocks p.mu.
-func (p *Pool) quitLocked() bool {
-	if !p.closed && p.ctx.Err() == nil && p.workers <= p.limit {
-		return false
-	}
-	p.workers--
-	p.passRoomLocked()
-	p.mu.Unlock()
-	return true
+// live reports whether the pool may still start tasks. p.mu is held.
+func (p *Pool) live() bool {
+	return !p.closed && p.ctx.Err() == nil && p.workers <= p.limit
 }
 
-// takeLocked pops the next queued task for a worker, counting it as running.
-// It reports false when nothing is queued, or the limit was lowered below the
-// number of workers. Once the pool's context has ended, queued tasks are
-// skipped instead. With tasks still queued after this one and no other worker
-// about to look for work, it starts one more goroutine, so that a backlog
-// spreads over the limit (workload c climbs to ten thousand goroutines this
-// way, each started by the one before). The caller wakes a blocked submitter if this made
-// room. p.mu is held.
+// takeLocked pops the next queued task for a goroutine, counting it as
+// running. It reports false when nothing is queued, or the limit was
+// lowered below the number of goroutines. Once the pool's context has
+// ended, queued tasks are skipped instead. With tasks still queued after
+// this one and no other goroutine about to look for work, it starts one
+// more, so that a backlog spreads over the limit (workload c climbs to ten
+// thousand goroutines this way, each started by the one before). The
+// caller wakes a blocked submitter if this made room. p.mu is held.
 func (p *Pool) takeLocked() (task, bool) {
 	if p.queue.len() == 0 || p.workers > p.limit {
 		return nil, false
@@ -438,8 +352,8 @@ func (p *Pool) takeLocked() (task, bool) {
 	t := p.queue.pop()
 	p.queued.Store(int32(p.queue.len()))
 	p.running++
-	if p.queue.len() > 0 && p.workers < p.limit && p.starting == 0 && p.spinning == 0 && len(p.parked) == 0 {
-		p.spawnLocked(nil)
+	if p.queue.len() > 0 && p.workers < p.limit && p.idle == 0 {
+		p.spawnLocked()
 	}
 	return t, true
 }
@@ -485,26 +399,11 @@ func (p *Pool) skipQueuedLocked() {
 	p.doneLocked(n)
 }
 
-// releaseParkedLocked tells up to n parked workers to exit. p.mu is held.
-func (p *Pool) releaseParkedLocked(n int) {
-	for n > 0 && len(p.parked) > 0 {
-		last := len(p.parked) - 1
-		w := p.parked[last]
-		p.parked[last] = nil
-		p.parked = p.parked[:last]
-		p.workers--
-		w.wake <- nil
-		n--
-	}
-}
-
-// cancelled runs when the pool's context ends: queued tasks are skipped and
-// idle goroutines exit.
+// cancelled runs when the pool's context ends: queued tasks are skipped.
 func (p *Pool) cancelled() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.skipQueuedLocked()
-	p.releaseParkedLocked(len(p.parked))
 }
 
 // Wait waits until every task submitted so far has finished (or been
@@ -552,7 +451,6 @@ func (p *Pool) Close() {
 	}
 	p.closed = true
 	close(p.closing)
-	p.releaseParkedLocked(len(p.parked))
 	p.stop()
 }
 
@@ -603,12 +501,9 @@ func (p *Pool) SetLimit(limit int) {
 	defer p.mu.Unlock()
 	p.limit = limit
 	p.queue.grow(p.queueCap + limit)
-	if excess := p.workers - limit; excess > 0 {
-		p.releaseParkedLocked(excess)
-	}
 	if p.ctx.Err() == nil {
-		for range min(limit-p.workers, p.queue.len()-p.starting) {
-			p.spawnLocked(nil)
+		for range min(limit-p.workers, p.queue.len()-p.idle) {
+			p.spawnLocked()
 		}
 	}
 	p.passRoomLocked()
