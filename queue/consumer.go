@@ -418,7 +418,7 @@ func (r *run) receive(ctx context.Context) {
 		if want = r.starts.allow(ctx, want); want == 0 {
 			continue // ctx ended while waiting for the rate limit
 		}
-		held := r.held.Load()
+		start := r.receiveStarts()
 		msgs, err := r.src.Receive(ctx, want, r.lease)
 		if err != nil {
 			// A Source may return what it got before the failure, or
@@ -440,7 +440,7 @@ func (r *run) receive(ctx context.Context) {
 			continue
 		}
 		failures = 0
-		r.adaptPrefetch(held)
+		r.adaptPrefetch(start)
 		r.starts.spend(len(msgs))
 		r.c.n.received.Add(int64(len(msgs)))
 		r.hold(len(msgs))

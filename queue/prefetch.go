@@ -4,12 +4,20 @@ package queue
 // receives beyond its free handler slots. It starts at none and grows only
 // while handlers finish during Receive calls, that is, while a slot that
 // frees up would otherwise wait a round trip for its next message; it
-// shrinks while none does. Handlers slower than a Receive thus never make
-// the consumer hold more messages than it can start, and quick ones get
-// receives large enough to share a round trip (and, on a database, a
-// commit) among many messages. It doubles and shrinks by one, so that a
-// Receive that happens to see no handler finish (on a busy machine, say)
-// costs quick handlers little.
+// shrinks while busy handlers do not. Handlers slower than a Receive thus
+// never make the consumer hold more messages than it can start, and quick
+// ones get receives large enough to share a round trip (and, on a database,
+// a commit) among many messages.
+//
+// Each Receive is judged by what could finish during it. A Receive that
+// begins while fewer than half the slots have a message tells nothing of
+// the handlers' pace, and one during which none finishes counts against
+// them only if at least half the slots were running: on a busy machine the
+// messages of the previous Receive may not have started yet, and counting
+// such a Receive against them kept quick handlers far below the bound
+// (see the SQLite benchmark in benchmarks/README.md). The prefetch doubles
+// and shrinks by one, so that an unlucky Receive costs quick handlers
+// little.
 type adaptivePrefetch struct {
 	n   int // the current prefetch
 	max int // min(2×Concurrency, DefaultPrefetch), or the Source's PrefetchLimit
@@ -34,13 +42,21 @@ func newAdaptivePrefetch(src Source, concurrency int) adaptivePrefetch {
 	return adaptivePrefetch{max: min(2*concurrency, DefaultPrefetch)}
 }
 
-// observe adapts the prefetch to a Receive during which finished handlers
-// of concurrency finished.
-func (p *adaptivePrefetch) observe(finished, concurrency int) {
+// receiveStart is what a consumer was doing when a Receive began: the
+// messages it held, and how many of their handlers were running.
+type receiveStart struct{ held, running int }
+
+// observe adapts the prefetch to a Receive that began as start says and
+// during which finished of the held messages finished, with concurrency
+// handler slots.
+func (p *adaptivePrefetch) observe(start receiveStart, finished, concurrency int) {
 	switch {
-	case 2*finished >= concurrency:
+	case 2*start.held >= concurrency && 2*finished >= min(start.held, concurrency):
+		// Half of what could finish did: a handler takes about two
+		// Receives or less.
 		p.n = min(max(2*p.n, finished), p.max)
-	case finished == 0 && p.n > 0:
+	case finished == 0 && 2*start.running >= concurrency && p.n > 0:
+		// Busy handlers, none of them done: slower than a Receive.
 		p.n--
 	}
 }
@@ -54,10 +70,15 @@ func (r *run) capacityNow(capacity int) int {
 	return r.concurrency + r.adaptive.n
 }
 
+// receiveStarts returns what the consumer is doing as a Receive begins.
+func (r *run) receiveStarts() receiveStart {
+	return receiveStart{held: int(r.held.Load()), running: int(r.c.n.running.Load())}
+}
+
 // adaptPrefetch adapts the prefetch, if it adapts, after a Receive that
-// began when held messages were held.
-func (r *run) adaptPrefetch(held int64) {
+// began as start says.
+func (r *run) adaptPrefetch(start receiveStart) {
 	if r.adaptive != nil {
-		r.adaptive.observe(int(held-r.held.Load()), r.concurrency)
+		r.adaptive.observe(start, start.held-int(r.held.Load()), r.concurrency)
 	}
 }

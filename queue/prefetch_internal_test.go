@@ -3,25 +3,62 @@ package queue
 import "testing"
 
 // The prefetch doubles while handlers finish during Receives, up to its
-// bound, and shrinks by one for each Receive during which none does.
+// bound, and shrinks by one for each Receive during which busy handlers
+// do not.
 func TestAdaptivePrefetchGrowsFastAndShrinksSlowly(t *testing.T) {
 	p := newAdaptivePrefetch(nil, 8)
 	if p.max != DefaultPrefetch {
 		t.Fatalf("bound = %d, want DefaultPrefetch", p.max)
 	}
-	var got []int
-	for _, finished := range []int{3, 4, 8, 8, 8, 0, 0, 2, 0} {
-		p.observe(finished, 8)
-		got = append(got, p.n)
+	steps := []struct {
+		held, running, finished, want int
+	}{
+		{8, 8, 3, 0},   // fewer than half finished
+		{8, 8, 4, 4},   // half did
+		{12, 8, 8, 8},  // doubles
+		{16, 8, 8, 16}, // up to the bound
+		{24, 8, 8, 16},
+		{24, 8, 0, 15}, // every slot busy, none finished: one less
+		{23, 8, 0, 14},
+		{22, 8, 2, 14}, // a few finished: no change
+		{22, 8, 0, 13},
 	}
-	want := []int{0, 4, 8, 16, 16, 15, 14, 14, 13}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("prefetch after each Receive = %v, want %v", got, want)
+	for i, s := range steps {
+		p.observe(receiveStart{held: s.held, running: s.running}, s.finished, 8)
+		if p.n != s.want {
+			t.Fatalf("after Receive %d (%+v): prefetch %d, want %d", i, s, p.n, s.want)
 		}
 	}
 	if small := newAdaptivePrefetch(nil, 2); small.max != 4 {
 		t.Errorf("bound with Concurrency 2 = %d, want 4", small.max)
+	}
+}
+
+// A Receive is judged by what could finish during it: half of the messages
+// held finishing counts even when they filled only half the slots, and a
+// Receive that saw none finish counts against the handlers only if half the
+// slots were running.
+func TestAdaptivePrefetchJudgesWhatCouldFinish(t *testing.T) {
+	cases := []struct {
+		name                       string
+		n, held, running, finished int
+		want                       int
+	}{
+		{"half the slots held, half of them finished", 0, 4, 4, 2, 2},
+		{"none running yet, all finished", 4, 6, 0, 6, 8},
+		{"received messages not started yet, none finished", 16, 12, 0, 0, 16},
+		{"one slot running, none finished", 16, 1, 1, 0, 16},
+		{"fewer than half the slots held, all finished", 2, 3, 3, 3, 2},
+		{"half the slots running, none finished", 16, 12, 4, 0, 15},
+		{"nothing held", 16, 0, 0, 0, 16},
+	}
+	for _, c := range cases {
+		p := newAdaptivePrefetch(nil, 8)
+		p.n = c.n
+		p.observe(receiveStart{held: c.held, running: c.running}, c.finished, 8)
+		if p.n != c.want {
+			t.Errorf("%s: prefetch %d became %d, want %d", c.name, c.n, p.n, c.want)
+		}
 	}
 }
 
