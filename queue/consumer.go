@@ -28,7 +28,7 @@ const (
 	DefaultAckDelay     = 20 * time.Millisecond
 	// DefaultPrefetch bounds the prefetch of a Consumer whose Prefetch is
 	// zero (see Consumer.Prefetch).
-	DefaultPrefetch = 16
+	DefaultPrefetch = 32
 )
 
 // MinLease is the shortest Lease a Consumer accepts. A shorter lease would
@@ -94,8 +94,8 @@ type Consumer struct {
 	Concurrency int
 	// Prefetch is how many messages the consumer may hold, leased, beyond
 	// its free handler slots, so that a slot that frees up finds its next
-	// message ready. Zero adapts it: none at first, and more (up to twice
-	// Concurrency, at most DefaultPrefetch, or what a Source that is a
+	// message ready. Zero adapts it: none at first, and more (up to four
+	// times Concurrency, at most DefaultPrefetch, or what a Source that is a
 	// PrefetchLimiter allows) only while handlers finish during Receive
 	// calls, so that slow handlers never make the consumer hold more than
 	// it can start. Negative: none.

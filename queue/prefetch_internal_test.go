@@ -13,15 +13,16 @@ func TestAdaptivePrefetchGrowsFastAndShrinksSlowly(t *testing.T) {
 	steps := []struct {
 		held, running, finished, want int
 	}{
-		{8, 8, 3, 0},   // fewer than half finished
-		{8, 8, 4, 4},   // half did
-		{12, 8, 8, 8},  // doubles
-		{16, 8, 8, 16}, // up to the bound
-		{24, 8, 8, 16},
-		{24, 8, 0, 15}, // every slot busy, none finished: one less
-		{23, 8, 0, 14},
-		{22, 8, 2, 14}, // a few finished: no change
-		{22, 8, 0, 13},
+		{8, 8, 3, 0},  // fewer than half finished
+		{8, 8, 4, 4},  // half did
+		{12, 8, 8, 8}, // doubles
+		{16, 8, 8, 16},
+		{24, 8, 8, 32}, // up to the bound
+		{40, 8, 8, 32},
+		{40, 8, 0, 31}, // every slot busy, none finished: one less
+		{39, 8, 0, 30},
+		{38, 8, 2, 30}, // a few finished: no change
+		{38, 8, 0, 29},
 	}
 	for i, s := range steps {
 		p.observe(receiveStart{held: s.held, running: s.running}, s.finished, 8)
@@ -29,8 +30,8 @@ func TestAdaptivePrefetchGrowsFastAndShrinksSlowly(t *testing.T) {
 			t.Fatalf("after Receive %d (%+v): prefetch %d, want %d", i, s, p.n, s.want)
 		}
 	}
-	if small := newAdaptivePrefetch(nil, 2); small.max != 4 {
-		t.Errorf("bound with Concurrency 2 = %d, want 4", small.max)
+	if small := newAdaptivePrefetch(nil, 2); small.max != 8 {
+		t.Errorf("bound with Concurrency 2 = %d, want 8", small.max)
 	}
 }
 
