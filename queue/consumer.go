@@ -28,7 +28,7 @@ const (
 	DefaultAckDelay     = 20 * time.Millisecond
 	// DefaultPrefetch bounds the prefetch of a Consumer whose Prefetch is
 	// zero (see Consumer.Prefetch).
-	DefaultPrefetch = 32
+	DefaultPrefetch = 64
 )
 
 // MinLease is the shortest Lease a Consumer accepts. A shorter lease would
@@ -94,7 +94,7 @@ type Consumer struct {
 	Concurrency int
 	// Prefetch is how many messages the consumer may hold, leased, beyond
 	// its free handler slots, so that a slot that frees up finds its next
-	// message ready. Zero adapts it: none at first, and more (up to four
+	// message ready. Zero adapts it: none at first, and more (up to eight
 	// times Concurrency, at most DefaultPrefetch, or what a Source that is a
 	// PrefetchLimiter allows) only while handlers finish during Receive
 	// calls, so that slow handlers never make the consumer hold more than

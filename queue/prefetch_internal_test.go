@@ -17,12 +17,13 @@ func TestAdaptivePrefetchGrowsFastAndShrinksSlowly(t *testing.T) {
 		{8, 8, 4, 4},  // half did
 		{12, 8, 8, 8}, // doubles
 		{16, 8, 8, 16},
-		{24, 8, 8, 32}, // up to the bound
-		{40, 8, 8, 32},
-		{40, 8, 0, 31}, // every slot busy, none finished: one less
-		{39, 8, 0, 30},
-		{38, 8, 2, 30}, // a few finished: no change
-		{38, 8, 0, 29},
+		{24, 8, 8, 32},
+		{40, 8, 8, 64}, // up to the bound
+		{72, 8, 8, 64},
+		{72, 8, 0, 63}, // every slot busy, none finished: one less
+		{71, 8, 0, 62},
+		{70, 8, 2, 62}, // a few finished: no change
+		{70, 8, 0, 61},
 	}
 	for i, s := range steps {
 		p.observe(receiveStart{held: s.held, running: s.running}, s.finished, 8)
@@ -30,8 +31,8 @@ func TestAdaptivePrefetchGrowsFastAndShrinksSlowly(t *testing.T) {
 			t.Fatalf("after Receive %d (%+v): prefetch %d, want %d", i, s, p.n, s.want)
 		}
 	}
-	if small := newAdaptivePrefetch(nil, 2); small.max != 8 {
-		t.Errorf("bound with Concurrency 2 = %d, want 8", small.max)
+	if small := newAdaptivePrefetch(nil, 2); small.max != 16 {
+		t.Errorf("bound with Concurrency 2 = %d, want 16", small.max)
 	}
 }
 
