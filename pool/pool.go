@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"github.com/crewgo/crew/work"
 )
@@ -38,18 +37,11 @@ type Pool struct {
 	limit    int
 	queue    ring // accepted tasks not yet started
 	queueCap int
-	// pushed tells the polling goroutine, which reads it without p.mu, that
-	// a task was queued. It is written only while one polls: an atomic
-	// write on every push and pop (the queue's length, as before) made the
-	// tasks of workload c wait for p.mu ten times as long in all (mutex
-	// profile, 11 runs: 200 s against 20 s).
-	pushed  atomic.Bool
-	workers int  // live goroutines
-	running int  // goroutines running a task
-	idle    int  // goroutines started or polling that have not taken a task yet
-	toStart int  // goroutines counted but not started yet: unlock starts them
-	polling bool // one goroutine without work is polling the queue
-	stalled bool // a full queue did not drain while a submitter yielded
+	workers  int  // live goroutines
+	running  int  // goroutines running a task
+	idle     int  // goroutines started that have not taken a task yet
+	toStart  int  // goroutines counted but not started yet: unlock starts them
+	stalled  bool // a full queue did not drain while a submitter yielded
 
 	outstanding int           // submitted, not yet finished or skipped
 	drained     chan struct{} // closed when outstanding drops to zero; nil if nobody waits
@@ -240,9 +232,6 @@ func (p *Pool) acceptLocked(task task, yielded, spawn bool) bool {
 
 func (p *Pool) pushLocked(t task) {
 	p.queue.push(t)
-	if p.polling {
-		p.pushed.Store(true)
-	}
 }
 
 // spawnLocked counts a goroutine that takes its first task from the queue,
@@ -315,44 +304,11 @@ func (p *Pool) nextLocked() task {
 		}
 		return t
 	}
-	if !p.polling && p.live() {
-		// Look again for a moment before exiting: a submitter on another
-		// core is likely to queue more, and taking it from the queue is far
-		// cheaper than starting a goroutine for it (workload a). Only one
-		// goroutine polls: the others exit.
-		p.polling = true
-		p.pushed.Store(false)
-		p.idle++
-		p.unlock()
-		for range pollRounds {
-			if p.pushed.Load() {
-				break
-			}
-			runtime.Gosched()
-		}
-		p.mu.Lock()
-		p.polling = false
-		p.idle--
-		if t, ok := p.takeLocked(); ok {
-			p.passRoomLocked()
-			p.unlock()
-			return t
-		}
-	}
 	p.workers--
 	p.stalled = false // the queue is empty: the running tasks keep up
 	p.passRoomLocked()
 	p.unlock()
 	return nil
-}
-
-// pollRounds bounds how long a goroutine without work polls the queue
-// before it exits.
-const pollRounds = 4
-
-// live reports whether the pool may still start tasks. p.mu is held.
-func (p *Pool) live() bool {
-	return !p.closed && p.ctx.Err() == nil && p.workers <= p.limit
 }
 
 // takeLocked pops the next queued task for a goroutine, counting it as
