@@ -44,15 +44,17 @@
 //
 // # Throughput
 //
-// For jobs of a second or more, the defaults are right. For many quick
-// jobs, the Source's round trips set the pace: Prefetch lets a slot that
-// frees up find its next message already received, and each Receive fetch
-// several messages, while a larger AckBatch lets one acknowledgement settle
-// more of them; with a local queue and handlers that do little, they can
-// multiply the messages handled per second (the repository's
-// benchmarks/README.md measures how much). Prefetched messages are leased
-// while they wait, so keep Prefetch to what the handlers start well within
-// a lease.
+// The defaults suit slow jobs and quick ones alike. For quick jobs the
+// Source's round trips set the pace, so a Consumer whose Prefetch is zero
+// lets its prefetch grow while handlers finish during a Receive: a slot
+// that frees up then finds its next message already received, and one
+// Receive (on a database, one commit) serves many messages, while
+// AckBatch lets one acknowledgement settle up to 64 of them. Handlers
+// slower than a Receive keep the prefetch at none. The repository's
+// benchmarks/README.md measures the defaults against tuned settings and a
+// hand-written loop. Prefetched messages are leased while they wait: set
+// Prefetch yourself only to cap it (negative for none) or to hold more for
+// a Source whose round trips are long.
 //
 // # Limits beyond concurrency
 //
