@@ -347,13 +347,18 @@ const laneV2 = ` (
 	created_at  INTEGER NOT NULL
 ) STRICT`
 
+// oldDelayedAndDead puts into the messages table of a version-2 or -3 file
+// a delayed message (4) and a dead one (5) of queue 1.
+const oldDelayedAndDead = `INSERT INTO messages (id, queue, state, priority, ready_at, lease_until, attempts, receipt, body, created_at, dead_reason) VALUES
+	(4, 1, 1, 0, 1, ` + notLeased + `, 2, ` + noReceipt + `, x'04', 0, NULL),
+	(5, 1, 2, 0, 1, ` + notLeased + `, 3, ` + noReceipt + `, x'05', 0, 'it failed')`
+
 // A file of schema version 2 keeps every message the same way; its lanes
 // are gone, and new IDs continue after those that a process of version 2
 // took, even for messages that are no longer in the file.
 func TestAVersion2FileIsMigrated(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
 	leaseEnd := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
-	const notLeased, noReceipt = "1099511627776", "-4611686018427387904"
 	writeOldFile(t, path, 2,
 		`INSERT INTO queues (id, name) VALUES (1, 'q'), (2, 'other')`,
 		`INSERT INTO lanes (id, queue, priority) VALUES (1, 1, 0), (2, 1, 5), (3, 2, 0)`,
@@ -363,10 +368,7 @@ func TestAVersion2FileIsMigrated(t *testing.T) {
 			(3, `+leaseEnd+`, 77, 1, x'03', NULL, 0)`,
 		`INSERT INTO lane_2 VALUES (2, `+notLeased+`, `+noReceipt+`, 0, x'02', NULL, 0)`,
 		`INSERT INTO lane_3 VALUES (6, `+notLeased+`, `+noReceipt+`, 0, x'06', NULL, 0)`,
-		`INSERT INTO messages (id, queue, state, priority, ready_at, lease_until, attempts, receipt, body, created_at, dead_reason) VALUES
-			(4, 1, 1, 0, 1, `+notLeased+`, 2, `+noReceipt+`, x'04', 0, NULL),
-			(5, 1, 2, 0, 1, `+notLeased+`, 3, `+noReceipt+`, x'05', 0, 'it failed')`,
-		`UPDATE sqlite_sequence SET seq = 9 WHERE name = 'messages'`)
+		oldDelayedAndDead, `UPDATE sqlite_sequence SET seq = 9 WHERE name = 'messages'`)
 	checkMigrated(t, openMigrated(t, path), "10")
 }
 
@@ -376,7 +378,6 @@ func TestAVersion2FileIsMigrated(t *testing.T) {
 func TestAVersion3FileIsMigrated(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
 	leaseEnd := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
-	const notLeased, noReceipt = "1099511627776", "-4611686018427387904"
 	writeOldFile(t, path, 3,
 		`INSERT INTO queues (id, name) VALUES (1, 'q'), (2, 'other')`,
 		`INSERT INTO ready (queue, priority, id, lease_until, receipt, attempts, body, attributes, created_at) VALUES
@@ -384,10 +385,7 @@ func TestAVersion3FileIsMigrated(t *testing.T) {
 			(1, 5, 2, `+notLeased+`, `+noReceipt+`, 0, x'02', NULL, 0),
 			(1, 0, 3, `+leaseEnd+`, 77, 1, x'03', NULL, 0),
 			(2, 0, 6, `+notLeased+`, `+noReceipt+`, 0, x'06', NULL, 0)`,
-		`INSERT INTO messages (id, queue, state, priority, ready_at, lease_until, attempts, receipt, body, created_at, dead_reason) VALUES
-			(4, 1, 1, 0, 1, `+notLeased+`, 2, `+noReceipt+`, x'04', 0, NULL),
-			(5, 1, 2, 0, 1, `+notLeased+`, 3, `+noReceipt+`, x'05', 0, 'it failed')`,
-		`UPDATE sqlite_sequence SET seq = 9 WHERE name = 'messages'`)
+		oldDelayedAndDead, `UPDATE sqlite_sequence SET seq = 9 WHERE name = 'messages'`)
 	checkMigrated(t, openMigrated(t, path), "10")
 }
 
