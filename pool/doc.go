@@ -44,9 +44,9 @@
 // The pool starts goroutines only as tasks need them and reuses them while
 // tasks keep coming; a goroutine that finds no task waiting exits, so an
 // idle pool holds no goroutine. Submitting a task allocates nothing, and
-// neither does starting a goroutine once the runtime has one to reuse. benchmarks/README.md in the
-// repository compares the pool with ants, pond, conc, errgroup and a channel
-// semaphore on five workloads.
+// neither does starting a goroutine once the runtime has one to reuse.
+// benchmarks/README.md in the repository compares the pool with ants,
+// pond, conc, errgroup and a channel semaphore on five workloads.
 //
 // # Comparisons
 //
