@@ -588,3 +588,30 @@ func TestSubmittingAndRunningATaskAllocatesNothing(t *testing.T) {
 		t.Errorf("%v allocations per task submitted and run, want 0", allocs)
 	}
 }
+
+func TestFastTasksFromOneSubmitterDoNotStartGoroutinesUpToTheLimit(t *testing.T) {
+	// One submitter of tiny tasks sometimes finds the queue still full
+	// after yielding, because the pool's goroutines were descheduled, not
+	// because the tasks are slow. That must not start goroutines up to
+	// the limit, which would hold a thousand stacks until the queue
+	// drains: each such stall may at most double them.
+	const limit, tasks = 1000, 300_000
+	before := runtime.NumGoroutine()
+	for range 3 {
+		p := pool.New(limit)
+		peak := 0
+		for i := range tasks {
+			_ = p.Go(context.Background(), nop)
+			if i%1000 == 0 {
+				peak = max(peak, runtime.NumGoroutine()-before)
+			}
+		}
+		p.Close()
+		if err := p.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if peak > limit/2 {
+			t.Fatalf("%d goroutines running %d tiny tasks from one submitter, want at most %d", peak, tasks, limit/2)
+		}
+	}
+}
