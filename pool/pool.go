@@ -24,7 +24,10 @@ type task = func(ctx context.Context) error
 // an idle pool holds none. The rest is there for the workloads of
 // benchmarks/pool_test.go (a: a million tiny tasks; b: a hundred
 // submitters; c: ten thousand sleeping tasks; d: CPU-bound tasks at
-// GOMAXPROCS; e: bursts), and each mechanism says which one it serves.
+// GOMAXPROCS; e: bursts), and each mechanism says which one it serves
+// with a measurement: two builds compared in one set of interleaved runs
+// (sets differ from each other by up to a factor of two on these shared
+// machines, so compare figures within a comment, not across comments).
 type Pool struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -129,12 +132,12 @@ func (p *Pool) Go(ctx context.Context, task func(ctx context.Context) error) err
 			// The queue is full but the limit allows another goroutine. A
 			// goroutine on another core is likely to make room within a
 			// few yields; if none does, the tasks are slow (blocked on I/O,
-			// say), and a full queue starts a new goroutine at once until
-			// the goroutines have doubled (see acceptLocked). Without the
-			// yields, workload a starts goroutines up to its limit for
-			// nothing: 20 times the allocations, 6.7 instead of 0.2 MiB of
-			// peak memory, and 1.5 times the time per task (76 instead of
-			// 51 ns, four interleaved runs).
+			// say), and a full queue starts a new goroutine at once, for a
+			// while (see acceptLocked). Without the yields, workload a
+			// starts goroutines up to its limit for nothing: 20 times the
+			// allocations, 6.7 instead of 0.2 MiB of peak memory, and 1.5
+			// times the time per task (76 instead of 51 ns, four
+			// interleaved runs).
 			yields++
 			p.mu.Unlock()
 			runtime.Gosched()
@@ -161,6 +164,7 @@ func (p *Pool) Go(ctx context.Context, task func(ctx context.Context) error) err
 			p.mu.Unlock()
 			return context.Cause(ctx)
 		}
+		yields = 0 // what the yields before the wait showed is stale now
 	}
 }
 
@@ -200,7 +204,8 @@ func (p *Pool) refuse() error {
 // take it. If it accepted the task it unlocks p.mu and returns true;
 // otherwise it keeps p.mu. yielded says that the submitter found the queue
 // full before and yielded to the running tasks: whether that made room or
-// not decides p.stalled.
+// not sets p.stalled, which ends when the stall's budget is spent or
+// nextLocked finds the queue empty.
 //
 // The queue holds up to queueCap tasks, plus one for each goroutine about
 // to look for a task (p.idle): with Queue(0), a task waits only for a
@@ -220,9 +225,10 @@ func (p *Pool) acceptLocked(task task, yielded, spawn bool) bool {
 	case spawn && p.workers < p.limit:
 		if yielded {
 			// Yielding did not help: the tasks are slow, or the
-			// goroutines running them were descheduled. Until the
-			// goroutines have doubled, a full queue starts one more at
-			// once; then the submitter yields and looks again. Without
+			// goroutines running them were descheduled. A full queue then
+			// starts a goroutine at once, at most as many times as there
+			// were goroutines when the stall was seen; then submitters
+			// yield and look again. Without
 			// the bound, one such misreading made workload a start
 			// goroutines up to its limit: 5.3 instead of 0.7 MiB of peak
 			// memory, and 44 instead of 40 ns per task (six interleaved

@@ -569,23 +569,33 @@ func TestATaskArrivingAsTheLastGoroutineLeavesStillRuns(t *testing.T) {
 }
 
 func TestSubmittingAndRunningATaskAllocatesNothing(t *testing.T) {
+	const tasks = 100_000
 	p := pool.New(4)
 	defer func() {
 		p.Close()
 		_ = p.Wait()
 	}()
 	ctx := context.Background()
-	// AllocsPerRun reports the whole number of allocations per run: the
-	// goroutines and runtime structures that a pool creates now and then,
-	// a few per thousand tasks, round down to 0; one allocation per task
-	// does not.
-	allocs := testing.AllocsPerRun(10_000, func() {
-		if err := p.Go(ctx, nop); err != nil {
+	submit := func() {
+		for range tasks {
+			if err := p.Go(ctx, nop); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Wait(); err != nil {
 			t.Fatal(err)
 		}
-	})
-	if allocs != 0 {
-		t.Errorf("%v allocations per task submitted and run, want 0", allocs)
+	}
+	submit() // warm up: goroutines and runtime structures to reuse
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	submit()
+	runtime.ReadMemStats(&after)
+	// The runtime allocates now and then for the pool's goroutines, a few
+	// times per ten thousand tasks; one allocation per task, or per
+	// hundred, is a bug in the pool.
+	if perTask := float64(after.Mallocs-before.Mallocs) / tasks; perTask >= 0.01 {
+		t.Errorf("%.4f allocations per task submitted and run, want almost none", perTask)
 	}
 }
 
@@ -594,7 +604,10 @@ func TestFastTasksFromOneSubmitterDoNotStartGoroutinesUpToTheLimit(t *testing.T)
 	// after yielding, because the pool's goroutines were descheduled, not
 	// because the tasks are slow. That must not start goroutines up to
 	// the limit, which would hold a thousand stacks until the queue
-	// drains: each such stall may at most double them.
+	// drains: each such stall may at most double them. Stalls can repeat,
+	// so the bound checked here is a heuristic with a wide margin: the
+	// pool peaks near a hundred goroutines, and at the limit without the
+	// bound.
 	const limit, tasks = 1000, 300_000
 	before := runtime.NumGoroutine()
 	for range 3 {
@@ -602,7 +615,7 @@ func TestFastTasksFromOneSubmitterDoNotStartGoroutinesUpToTheLimit(t *testing.T)
 		peak := 0
 		for i := range tasks {
 			_ = p.Go(context.Background(), nop)
-			if i%1000 == 0 {
+			if i%64 == 0 {
 				peak = max(peak, runtime.NumGoroutine()-before)
 			}
 		}
