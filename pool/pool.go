@@ -228,11 +228,11 @@ func (p *Pool) acceptLocked(task task, yielded, spawn bool) bool {
 			// goroutines running them were descheduled. A full queue then
 			// starts a goroutine at once, at most as many times as there
 			// were goroutines when the stall was seen; then submitters
-			// yield and look again. Without
-			// the bound, one such misreading made workload a start
-			// goroutines up to its limit: 5.3 instead of 0.7 MiB of peak
-			// memory, and 44 instead of 40 ns per task (six interleaved
-			// runs); sleeping tasks (c) still reach their limit as fast.
+			// yield and look again. Without the bound, one such
+			// misreading made workload a start goroutines up to its
+			// limit: 5.3 instead of 0.7 MiB of peak memory, and 44
+			// instead of 40 ns per task (six interleaved runs); sleeping
+			// tasks (c) still reach their limit as fast.
 			p.stalled, p.stallRun = true, max(p.workers, 1)
 		}
 		p.queue.push(task)
